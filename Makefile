@@ -1,0 +1,70 @@
+# The two commands: `make run` and `make test` (see README.md).
+# Everything else is a helper for them or for developers.
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_CLANG?= build-clang
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+DATA       ?= ./data
+CMAKE_FLAGS?=
+
+# Debian packages the build and the tests need.
+PACKAGES = cmake make gcc clang pkg-config liblz4-dev libprotobuf-c-dev protobuf-c-compiler \
+           librdkafka-dev librabbitmq-dev kcat
+
+.PHONY: all deps build build-asan build-clang run test test-release bench format clean
+
+all: build
+
+# Installs only what is missing; runs apt-get update once, only if needed.
+deps:
+	@missing=""; for p in $(PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+# Proves the tree also builds warning-free with clang.
+build-clang: deps
+	CC=clang cmake -S . -B $(BUILD_CLANG) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD_CLANG) -j $(JOBS)
+
+# The whole suite, under AddressSanitizer + UndefinedBehaviorSanitizer.
+test: build-asan build-clang
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# The same suite on the release build (faster, no sanitizers).
+test-release: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+run: build
+	@if [ -x $(BUILD)/broker/sluiced ]; then \
+	  exec $(BUILD)/broker/sluiced --log.dirs=$(DATA) --listeners=127.0.0.1:9292; \
+	else \
+	  echo "sluiced is not built yet (broker/ arrives with issue #3)."; \
+	  echo "It will run: $(BUILD)/broker/sluiced --log.dirs=$(DATA) --listeners=127.0.0.1:9292"; \
+	  echo "Until then: make test runs the storage engine's tests; make bench its benchmark."; \
+	fi
+
+bench: build
+	$(BUILD)/bench/storage_bench
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_CLANG)
