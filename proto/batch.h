@@ -104,10 +104,13 @@ typedef struct sl_batch_hdr {
     int32_t records_count;
 } sl_batch_hdr_t;
 
-/* Total size in bytes of the batch whose header starts at p: 12 + batchLength. */
+/* Total size in bytes of the batch whose header starts at p (12 readable
+ * bytes): 12 + batchLength, or 0 when batchLength is negative, so a caller
+ * walking untrusted bytes that checks "size ≥ 61" can never loop or wrap. */
 static inline uint64_t sl_batch_total_size(const uint8_t *p)
 {
-    return SL_BATCH_LOG_OVERHEAD + (uint64_t)(int64_t)(int32_t)sl_be32(p + SL_BATCH_OFF_LENGTH);
+    int32_t l = (int32_t)sl_be32(p + SL_BATCH_OFF_LENGTH);
+    return l < 0 ? 0 : SL_BATCH_LOG_OVERHEAD + (uint64_t)l;
 }
 
 /* Decodes the 61-byte header at p (caller guarantees 61 readable bytes). */
