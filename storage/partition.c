@@ -295,6 +295,7 @@ int partition_append(partition_t *p, uint8_t *buf, size_t len, int64_t now_ms,
     }
     pthread_mutex_unlock(&p->mu);
     if ((was_clean || flush_due) && p->on_dirty) p->on_dirty(p->on_dirty_arg, p);
+    if (p->on_append) p->on_append(p->on_append_arg, p);
     return SL_OK;
 out:
     pthread_mutex_unlock(&p->mu);
@@ -730,4 +731,25 @@ void partition_stats(partition_t *p, partition_stats_t *st)
 const char *partition_dir(const partition_t *p)
 {
     return p->dir;
+}
+
+const char *partition_topic(const partition_t *p)
+{
+    return p->topic;
+}
+
+int32_t partition_id(const partition_t *p)
+{
+    return p->id;
+}
+
+_Atomic uint64_t *partition_user_word(partition_t *p)
+{
+    return &p->user_word;
+}
+
+void partition_set_on_append(partition_t *p, void (*fn)(void *arg, partition_t *p), void *arg)
+{
+    p->on_append = fn;
+    p->on_append_arg = arg;
 }

@@ -156,5 +156,16 @@ typedef struct partition_stats {
 void partition_stats(partition_t *p, partition_stats_t *st);
 
 const char *partition_dir(const partition_t *p);
+const char *partition_topic(const partition_t *p);
+int32_t partition_id(const partition_t *p);
+
+/* A word the storage engine never interprets, for the layer above (the
+ * broker keeps a bitmask of reactors with fetches waiting on this partition
+ * in it). Lives as long as the partition. */
+_Atomic uint64_t *partition_user_word(partition_t *p);
+
+/* Called after every successful append, without the partition lock, on the
+ * appending thread (the broker wakes waiting fetches from it). */
+void partition_set_on_append(partition_t *p, void (*fn)(void *arg, partition_t *p), void *arg);
 
 #endif

@@ -37,6 +37,9 @@ struct partition {
     void *on_dirty_arg;
     void (*on_close)(void *arg, partition_t *p);
     void *on_close_arg;
+    void (*on_append)(void *arg, partition_t *p);
+    void *on_append_arg;
+    _Atomic uint64_t user_word;
     _Atomic int refs;
     _Atomic int deleted;
 };

@@ -40,6 +40,8 @@ struct store {
     topic_t *buckets[NBUCKETS];
     size_t ntopics;
     uint64_t delete_seq;
+    void (*on_append)(void *arg, partition_t *p);
+    void *on_append_arg;
 };
 
 static int64_t wall_ms(void)
@@ -647,6 +649,7 @@ static int open_part(store_t *s, topic_t *t, int32_t id, sl_err_t *err)
     int rc = partition_open(&po, &p, &rec, err);
     if (rc != SL_OK) return rc;
     partition_set_on_close(p, forget_hook, s->flusher);
+    partition_set_on_append(p, s->on_append, s->on_append_arg);
     t->parts[id] = p;
     return SL_OK;
 }
@@ -755,4 +758,22 @@ size_t store_open_partitions(store_t *s)
 uint32_t store_open_segment_files(store_t *s)
 {
     return seg_cache_open_count(s->cache);
+}
+
+void store_set_on_append(store_t *s, void (*fn)(void *arg, partition_t *p), void *arg)
+{
+    pthread_mutex_lock(&s->mu);
+    s->on_append = fn;
+    s->on_append_arg = arg;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void store_foreach_open(store_t *s, void (*fn)(void *arg, partition_t *p), void *arg)
+{
+    pthread_mutex_lock(&s->mu);
+    for (size_t b = 0; b < NBUCKETS; b++)
+        for (topic_t *t = s->buckets[b]; t; t = t->next)
+            for (int32_t i = 0; i < t->nparts; i++)
+                if (t->parts[i]) fn(arg, t->parts[i]);
+    pthread_mutex_unlock(&s->mu);
 }

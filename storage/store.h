@@ -111,6 +111,14 @@ typedef struct store_housekeeping {
  * it does I/O. */
 void store_housekeep(store_t *s, int64_t now_ms, store_housekeeping_t *out);
 
+/* Hook installed on every partition the store opens (see
+ * partition_set_on_append). Set it before partitions open. */
+void store_set_on_append(store_t *s, void (*fn)(void *arg, partition_t *p), void *arg);
+
+/* Calls fn for every open partition (with the store lock held: fn must not
+ * call back into the store). */
+void store_foreach_open(store_t *s, void (*fn)(void *arg, partition_t *p), void *arg);
+
 /* Number of partitions currently open, and segment fds open. */
 size_t store_open_partitions(store_t *s);
 uint32_t store_open_segment_files(store_t *s);

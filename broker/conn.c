@@ -1,0 +1,534 @@
+#include "conn.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "dispatch.h"
+#include "log.h"
+
+/* Per wake-up caps, so one busy peer cannot starve the others on its
+ * worker; past them the connection re-queues itself (edge mode gets no new
+ * event for data already there). */
+#define READ_BUDGET (1u << 20)
+#define WRITE_BUDGET (4u << 20)
+#define SCRATCH (256u << 10)
+#define ARENA_LIMIT (8u << 20)
+
+static _Thread_local uint8_t *scratch;
+static uint64_t next_id;
+
+static void on_io(void *arg, uint32_t ev);
+static void write_out(conn_t *c);
+
+static void free_nodes(conn_t *c, onode_t *n)
+{
+    while (n) {
+        onode_t *next = n->next;
+        if (n->is_file) seg_range_release(&n->range);
+        else free(n->mem);
+        free(n);
+        n = next;
+    }
+    (void)c;
+}
+
+conn_t *conn_new(worker_t *w, int fd, const char *peer)
+{
+    conn_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->w = w;
+    c->h.fd = fd;
+    c->h.fn = on_io;
+    c->h.arg = c;
+    c->refs = 1;
+    c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    sl_arena_init(&c->arena, c->arena_block, sizeof c->arena_block, ARENA_LIMIT);
+    c->last_active_ms = reactor_now_ms(w->r);
+    if (reactor_add(w->r, &c->h, REACTOR_IN) < 0) {
+        free(c);
+        return NULL;
+    }
+    c->next = w->conns;
+    if (w->conns) w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    atomic_fetch_add(&w->b->nconns, 1);
+    met_add(&w->m.accepted, 1);
+    return c;
+}
+
+void conn_ref(conn_t *c)
+{
+    c->refs++;
+}
+
+static void free_conn(void *arg)
+{
+    conn_t *c = arg;
+    slot_t *s = c->shead;
+    while (s) {
+        slot_t *n = s->next;
+        free_nodes(c, s->head);
+        free(s);
+        s = n;
+    }
+    sl_arena_free(&c->arena);
+    free(c);
+}
+
+void conn_unref(conn_t *c)
+{
+    if (--c->refs == 0) reactor_defer(c->w->r, free_conn, c); /* its handle may be in this batch */
+}
+
+static void unpause(conn_t *c)
+{
+    if (!c->paused) return;
+    for (conn_t **pp = &c->w->paused; *pp; pp = &(*pp)->next_paused)
+        if (*pp == c) {
+            *pp = c->next_paused;
+            break;
+        }
+    c->paused = 0;
+}
+
+void conn_close(conn_t *c, const char *why)
+{
+    if (c->closed) return;
+    c->closed = 1;
+    worker_t *w = c->w;
+    if (why) log_info("conn", "#%" PRIu64 " %s closed: %s", c->id, c->peer, why);
+    reactor_del(w->r, &c->h);
+    close(c->h.fd);
+    unpause(c);
+    if (c->prev) c->prev->next = c->next;
+    else w->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    w->nconns--;
+    atomic_fetch_sub(&w->b->nconns, 1);
+    met_add(&w->m.closed, 1);
+    free(c->in);
+    c->in = NULL;
+    broker_budget_add(w->b, -(c->in_budget + c->out_budget));
+    c->in_budget = c->out_budget = 0;
+    c->in_len = c->in_cap = 0;
+    free_nodes(c, c->ohead);
+    c->ohead = c->otail = NULL;
+    for (slot_t *s = c->shead; s; s = s->next) {
+        free_nodes(c, s->head);
+        s->head = s->tail = NULL;
+    }
+    conn_unref(c);
+}
+
+slot_t *conn_slot(conn_t *c)
+{
+    slot_t *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    if (c->stail) c->stail->next = s;
+    else c->shead = s;
+    c->stail = s;
+    c->nslots++;
+    return s;
+}
+
+static onode_t *node_mem(uint8_t *mem, size_t len)
+{
+    onode_t *n = calloc(1, sizeof *n);
+    if (!n) return NULL;
+    n->mem = mem;
+    n->len = len;
+    return n;
+}
+
+static void slot_push(slot_t *s, onode_t *n)
+{
+    if (s->tail) s->tail->next = n;
+    else s->head = n;
+    s->tail = n;
+}
+
+void conn_respond(conn_t *c, slot_t *s, int api, uint64_t corr, int code, const char *msg,
+                  const ProtobufCMessage *body, seg_range_t *range)
+{
+    if (c->closed) {
+        if (range) seg_range_release(range);
+        return;
+    }
+    Sluice__ResponseHeader h = SLUICE__RESPONSE_HEADER__INIT;
+    h.api = (Sluice__ApiKey)api;
+    h.correlation_id = corr;
+    h.error_code = (Sluice__ErrorCode)sl_code_to_wire(code);
+    h.error_message = (char *)(msg ? msg : "");
+    size_t size = sl_response_size(&h, body);
+    uint8_t *mem = malloc(size);
+    onode_t *n = mem ? node_mem(mem, size) : NULL;
+    onode_t *f = NULL;
+    uint64_t plen = range && range->len ? range->len : 0;
+    if (n && plen) {
+        f = calloc(1, sizeof *f);
+        if (f) {
+            f->is_file = 1;
+            f->range = *range;
+            f->len = plen;
+            range->seg = NULL; /* the node owns the pin now */
+        }
+    }
+    if (!n || (plen && !f)) {
+        free(mem);
+        free(n);
+        if (range) seg_range_release(range);
+        conn_close(c, "out of memory building a response");
+        return;
+    }
+    if (range && !plen) seg_range_release(range);
+    sl_response_encode(&h, body, (uint32_t)plen, mem);
+    slot_push(s, n);
+    if (f) slot_push(s, f);
+    s->bytes = size + plen;
+    s->ready = 1;
+    c->out_bytes += s->bytes;
+    c->out_budget += (int64_t)size;
+    broker_budget_add(c->w->b, (int64_t)size);
+    write_out(c);
+}
+
+void conn_fail(conn_t *c, slot_t *s, int api, uint64_t corr, int code, const char *msg)
+{
+    log_info("conn", "#%" PRIu64 " %s: %s: %s (closing)", c->id, c->peer, sl_code_name(code), msg);
+    met_add(&c->w->m.protocol_errors, 1);
+    c->close_after_write = 1;
+    conn_respond(c, s, api, corr, code, msg, NULL, NULL);
+}
+
+/* Moves filled slots at the head of the queue to the output chain. */
+static void take_ready(conn_t *c)
+{
+    while (c->shead && c->shead->ready) {
+        slot_t *s = c->shead;
+        c->shead = s->next;
+        if (!c->shead) c->stail = NULL;
+        c->nslots--;
+        if (s->head) {
+            if (c->otail) c->otail->next = s->head;
+            else c->ohead = s->head;
+            c->otail = s->tail;
+        }
+        free(s);
+    }
+}
+
+static int over_cap(const conn_t *c)
+{
+    return c->out_bytes > (uint64_t)c->w->b->conf.max_connection_output_bytes;
+}
+
+static void resume_task(void *arg)
+{
+    conn_t *c = arg;
+    if (!c->closed) conn_resume(c);
+    conn_unref(c);
+}
+
+static void write_task(void *arg)
+{
+    conn_t *c = arg;
+    if (!c->closed) write_out(c);
+    conn_unref(c);
+}
+
+/* Drops n sent bytes from the head of the chain. */
+static void consume(conn_t *c, size_t n)
+{
+    while (n > 0 && c->ohead) {
+        onode_t *o = c->ohead;
+        size_t left = o->len - o->off;
+        size_t k = n < left ? n : left;
+        o->off += k;
+        n -= k;
+        if (o->off < o->len) break;
+        c->ohead = o->next;
+        if (!c->ohead) c->otail = NULL;
+        c->out_bytes -= o->len;
+        if (!o->is_file) {
+            c->out_budget -= (int64_t)o->len;
+            broker_budget_add(c->w->b, -(int64_t)o->len);
+        }
+        o->next = NULL;
+        free_nodes(c, o);
+    }
+}
+
+static void write_out(conn_t *c)
+{
+    worker_t *w = c->w;
+    size_t written = 0;
+    take_ready(c);
+    while (c->ohead) {
+        if (written >= WRITE_BUDGET) {
+            conn_ref(c);
+            reactor_defer(w->r, write_task, c);
+            return;
+        }
+        onode_t *o = c->ohead;
+        ssize_t n;
+        if (!o->is_file) {
+            struct iovec iov[64];
+            int k = 0, more = 0;
+            for (onode_t *x = o; x && k < 64; x = x->next) {
+                if (x->is_file) {
+                    more = 1; /* a header before file bytes: one packet if possible */
+                    break;
+                }
+                iov[k].iov_base = x->mem + x->off;
+                iov[k].iov_len = x->len - x->off;
+                k++;
+            }
+            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)k};
+            n = sendmsg(c->h.fd, &mh, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+        } else {
+            off_t pos = (off_t)(o->range.pos + o->off);
+            size_t left = o->len - o->off;
+            if (left > (1u << 30)) left = 1u << 30;
+            n = sendfile(c->h.fd, o->range.fd, &pos, left);
+            if (n == 0) {
+                log_error("conn", "#%" PRIu64 ": sendfile of %s.log at %lld returned 0: file "
+                          "truncated under a reader",
+                          c->id, o->range.seg ? o->range.seg->path : "?", (long long)pos);
+                conn_close(c, "segment file truncated");
+                return;
+            }
+        }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) {
+                if (!reactor_is_edge(w->r)) reactor_mod(w->r, &c->h, c->h.interest | REACTOR_OUT);
+                return;
+            }
+            conn_close(c, strerror(errno));
+            return;
+        }
+        met_add(&w->m.bytes_out, (uint64_t)n);
+        written += (size_t)n;
+        consume(c, (size_t)n);
+        take_ready(c);
+    }
+    c->last_active_ms = reactor_now_ms(w->r);
+    if (!reactor_is_edge(w->r) && (c->h.interest & REACTOR_OUT))
+        reactor_mod(w->r, &c->h, c->h.interest & ~REACTOR_OUT);
+    if (c->close_after_write && !c->shead) {
+        conn_close(c, NULL);
+        return;
+    }
+    if (c->want_read && !over_cap(c)) {
+        conn_ref(c);
+        reactor_defer(w->r, resume_task, c);
+    }
+}
+
+/* Processes the whole frames in buf[0..len); returns bytes consumed. Stops
+ * early when the connection closes or must not take more work now. */
+static size_t process(conn_t *c, uint8_t *buf, size_t len, int *stop)
+{
+    size_t off = 0;
+    uint32_t max = (uint32_t)c->w->b->conf.max_request_size;
+    *stop = 0;
+    while (!c->closed) {
+        if (over_cap(c) || c->close_after_write || c->w->draining) {
+            *stop = 1;
+            break;
+        }
+        uint32_t total;
+        int rc = sl_frame_peek(buf + off, len - off, max, &total);
+        if (rc == SL_ERR_PARTIAL) break;
+        if (rc != SL_OK) {
+            char why[128];
+            snprintf(why, sizeof why, "%s: frame length %u (max.request.size %u)",
+                     sl_code_name(rc), len - off >= 4 ? sl_be32(buf + off) : 0, max);
+            met_add(&c->w->m.protocol_errors, 1);
+            conn_close(c, why);
+            *stop = 1;
+            break;
+        }
+        if (total > len - off) break;
+        dispatch_frame(c, buf + off, total);
+        off += total;
+    }
+    return off;
+}
+
+/* Keeps buf[from..len) in the connection's own buffer for later. */
+static int keep_rest(conn_t *c, const uint8_t *buf, size_t len)
+{
+    if (len == 0) {
+        if (c->in && c->in_cap > SCRATCH) { /* do not hold a large buffer while idle */
+            free(c->in);
+            broker_budget_add(c->w->b, -c->in_budget);
+            c->in = NULL;
+            c->in_cap = 0;
+            c->in_budget = 0;
+        }
+        c->in_len = 0;
+        return 0;
+    }
+    uint32_t total = 0;
+    size_t want = len + 4096;
+    if (sl_frame_peek(buf, len, (uint32_t)c->w->b->conf.max_request_size, &total) == SL_OK &&
+        total > want)
+        want = total;
+    if (c->in_cap < want) {
+        uint8_t *n = malloc(want);
+        if (!n) return -1;
+        if (buf != c->in) memcpy(n, buf, len);
+        else memcpy(n, c->in, len);
+        free(c->in);
+        broker_budget_add(c->w->b, (int64_t)want - c->in_budget);
+        c->in_budget = (int64_t)want;
+        c->in = n;
+        c->in_cap = want;
+    } else if (buf != c->in) {
+        memmove(c->in, buf, len);
+    }
+    c->in_len = len;
+    return 0;
+}
+
+static void pause_for_budget(conn_t *c)
+{
+    worker_t *w = c->w;
+    if (!c->paused) {
+        c->paused = 1;
+        c->next_paused = w->paused;
+        w->paused = c;
+    }
+    if (!reactor_timer_active(&w->budget_timer)) reactor_timer_start(w->r, &w->budget_timer, 5);
+}
+
+static void read_in(conn_t *c)
+{
+    worker_t *w = c->w;
+    size_t got = 0;
+    if (!scratch && !(scratch = malloc(SCRATCH))) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    /* Frames left over from a previous stop come first. */
+    if (c->in_len > 0) {
+        int stop;
+        size_t used = process(c, c->in, c->in_len, &stop);
+        if (c->closed) return;
+        memmove(c->in, c->in + used, c->in_len - used);
+        c->in_len -= used;
+        if (stop) {
+            c->want_read = 1;
+            return;
+        }
+    }
+    for (;;) {
+        if (broker_budget_over(w->b)) {
+            c->want_read = 1;
+            pause_for_budget(c);
+            if (!reactor_is_edge(w->r)) reactor_mod(w->r, &c->h, c->h.interest & ~REACTOR_IN);
+            return;
+        }
+        if (got >= READ_BUDGET) {
+            conn_ref(c);
+            reactor_defer(w->r, resume_task, c);
+            return;
+        }
+        uint8_t *buf;
+        size_t len, cap;
+        if (c->in_len > 0) {
+            if (c->in_len == c->in_cap && keep_rest(c, c->in, c->in_len) < 0) {
+                conn_close(c, "out of memory");
+                return;
+            }
+            buf = c->in;
+            len = c->in_len;
+            cap = c->in_cap;
+        } else {
+            buf = scratch;
+            len = 0;
+            cap = SCRATCH;
+        }
+        ssize_t n = read(c->h.fd, buf + len, cap - len);
+        if (n == 0) {
+            conn_close(c, NULL);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) {
+                if (buf == c->in) c->in_len = len;
+                c->want_read = 0;
+                if (!reactor_is_edge(w->r)) reactor_mod(w->r, &c->h, c->h.interest | REACTOR_IN);
+                return;
+            }
+            conn_close(c, strerror(errno));
+            return;
+        }
+        got += (size_t)n;
+        met_add(&w->m.bytes_in, (uint64_t)n);
+        c->last_active_ms = reactor_now_ms(w->r);
+        len += (size_t)n;
+        int stop;
+        size_t used = process(c, buf, len, &stop);
+        if (c->closed) return;
+        if (keep_rest(c, buf + used, len - used) < 0) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        if (stop) {
+            c->want_read = 1;
+            if (!reactor_is_edge(w->r)) reactor_mod(w->r, &c->h, c->h.interest & ~REACTOR_IN);
+            return;
+        }
+    }
+}
+
+void conn_resume(conn_t *c)
+{
+    if (c->closed) return;
+    if (!reactor_is_edge(c->w->r)) reactor_mod(c->w->r, &c->h, c->h.interest | REACTOR_IN);
+    read_in(c);
+}
+
+static void on_io(void *arg, uint32_t ev)
+{
+    conn_t *c = arg;
+    if (c->closed) return;
+    conn_ref(c);
+    if (ev & REACTOR_OUT) write_out(c);
+    if (!c->closed && (ev & REACTOR_IN)) {
+        if (c->paused || over_cap(c) || c->close_after_write) c->want_read = 1;
+        else read_in(c);
+    }
+    conn_unref(c);
+}
+
+void conn_close_all(worker_t *w)
+{
+    while (w->conns) conn_close(w->conns, NULL);
+}
+
+void conn_reap_idle(worker_t *w, uint64_t now_ms)
+{
+    int64_t idle = w->b->conf.connections_max_idle_ms;
+    if (idle <= 0) return;
+    conn_t *c = w->conns;
+    while (c) {
+        conn_t *next = c->next;
+        if (!c->shead && !c->ohead && now_ms - c->last_active_ms > (uint64_t)idle)
+            conn_close(c, "idle");
+        c = next;
+    }
+}

@@ -1,0 +1,35 @@
+/* dispatch.h — request handling for Sluice's protocol: one decoded frame in,
+ * a response slot filled now or later. Worker thread only.
+ *
+ * Handlers never keep pointers into the frame (it lives in a reused buffer)
+ * or into the decode arena (reset per request): asynchronous work copies
+ * what it needs.
+ */
+#ifndef SLUICE_BROKER_DISPATCH_H
+#define SLUICE_BROKER_DISPATCH_H
+
+#include <stdint.h>
+
+#include "conn.h"
+
+/* Decodes and handles one whole frame (mutable: produce assigns offsets in
+ * place). */
+void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total);
+
+/* Handlers, by request type (h_produce.c, h_fetch.c, dispatch.c). */
+void h_produce(conn_t *c, const sl_request_t *req, uint64_t t0_us);
+void h_fetch(conn_t *c, const sl_request_t *req, uint64_t t0_us);
+
+/* Looks a partition up for a request; with auto_create, creates a missing
+ * topic (num.partitions) first. Returns SL_OK with a reference in *out. */
+int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create,
+                       partition_t **out, sl_err_t *err);
+
+/* Waiting fetches: called on the worker when a partition it watches grew,
+ * and on shutdown. */
+void fetch_waits_check(worker_t *w, partition_t *p);
+void fetch_waits_expire_all(worker_t *w);
+
+uint64_t now_us(void);
+
+#endif
