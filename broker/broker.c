@@ -271,7 +271,8 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
         w->b = b;
         w->id = i;
         w->r = reactor_new((int)conf->reactor_edge);
-        if (!w->r) return sl_err_set(err, SL_ERR_UNKNOWN, "epoll: %s", strerror(errno));
+        w->scratch = malloc(SCRATCH);
+        if (!w->r || !w->scratch) return sl_err_set(err, SL_ERR_UNKNOWN, "epoll: %s", strerror(errno));
         w->listen_h = (reactor_handle_t){.fd = b->listen_fds[i], .fn = on_accept, .arg = w};
         reactor_add(w->r, &w->listen_h, REACTOR_IN);
         if (i == 0 && b->metrics_fd >= 0) {
@@ -375,6 +376,7 @@ void broker_stop(broker_t *b)
     for (int i = 0; i < b->nworkers; i++) {
         reactor_drain(b->workers[i].r);
         reactor_free(b->workers[i].r);
+        free(b->workers[i].scratch);
     }
     free(b->workers);
     if (spare_fd >= 0) close(spare_fd);

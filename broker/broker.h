@@ -41,7 +41,8 @@ typedef struct worker {
     reactor_timer_t idle_timer;
     fetch_wait_t *waits;         /* long-polling fetches */
     int draining;
-    int pending_flushes;         /* acks=all produces waiting for the flusher */
+    int pending_flushes;
+    uint8_t *scratch;            /* read buffer shared by this worker's connections */         /* acks=all produces waiting for the flusher */
     metrics_worker_t m;
 } worker_t;
 

@@ -19,10 +19,8 @@
  * event for data already there). */
 #define READ_BUDGET (1u << 20)
 #define WRITE_BUDGET (4u << 20)
-#define SCRATCH (256u << 10)
 #define ARENA_LIMIT (8u << 20)
 
-static _Thread_local uint8_t *scratch;
 static uint64_t next_id;
 
 static void on_io(void *arg, uint32_t ev);
@@ -417,10 +415,7 @@ static void read_in(conn_t *c)
 {
     worker_t *w = c->w;
     size_t got = 0;
-    if (!scratch && !(scratch = malloc(SCRATCH))) {
-        conn_close(c, "out of memory");
-        return;
-    }
+    uint8_t *scratch = w->scratch;
     /* Frames left over from a previous stop come first. */
     if (c->in_len > 0) {
         int stop;

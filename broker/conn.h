@@ -20,6 +20,9 @@
 #include "codec.h"
 #include "segment.h"
 
+/* Size of a worker's shared read buffer (worker_t.scratch). */
+#define SCRATCH (256u << 10)
+
 /* One node of output: memory (owned, freed when sent) or a pinned range of
  * a segment file (released when sent). */
 typedef struct onode {
