@@ -108,8 +108,8 @@ static int split(const uint8_t *frame, uint32_t total, const uint8_t **hp, uint3
 int sl_request_decode(const uint8_t *frame, uint32_t total, sl_arena_t *a, sl_request_t *req,
                       sl_err_t *err)
 {
-    const uint8_t *hp;
-    uint32_t hl;
+    const uint8_t *hp = NULL;
+    uint32_t hl = 0;
     int rc = split(frame, total, &hp, &hl, err);
     if (rc != SL_OK) return rc;
     req->hdr = sluice__request_header__unpack(&a->pb, hl, hp);
@@ -130,8 +130,8 @@ int sl_request_decode(const uint8_t *frame, uint32_t total, sl_arena_t *a, sl_re
 int sl_response_decode(const uint8_t *frame, uint32_t total, sl_arena_t *a, sl_response_t *resp,
                        sl_err_t *err)
 {
-    const uint8_t *hp;
-    uint32_t hl;
+    const uint8_t *hp = NULL;
+    uint32_t hl = 0;
     int rc = split(frame, total, &hp, &hl, err);
     if (rc != SL_OK) return rc;
     resp->hdr = sluice__response_header__unpack(&a->pb, hl, hp);

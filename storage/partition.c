@@ -369,8 +369,8 @@ int partition_read(partition_t *p, int64_t offset, uint64_t max_bytes, seg_range
     /* An offset past the last batch of a closed segment lives in the next. */
     if (offset >= s->next_offset && s != p->segs[p->nsegs - 1]) s = p->segs[find_seg(p, s->next_offset)];
     if ((rc = seg_pin(s, err)) != SL_OK) goto out;
-    uint64_t pos, bsize;
-    int64_t bbase;
+    uint64_t pos = 0, bsize = 0;
+    int64_t bbase = 0;
     rc = locate(p, s, offset, &pos, &bsize, &bbase, err);
     if (rc != SL_OK) {
         seg_unpin(s);
@@ -425,6 +425,9 @@ int partition_read_copy(partition_t *p, int64_t offset, uint64_t max_bytes, uint
 
 int partition_flush(partition_t *p, sl_err_t *err)
 {
+    if (atomic_load(&p->deleted)) /* nothing to make durable: the files are going */
+        return sl_err_set(err, SL_ERR_UNKNOWN_TOPIC_OR_PARTITION, "%s-%d: topic deleted", p->topic,
+                          p->id);
     pthread_mutex_lock(&p->flush_mu);
     pthread_mutex_lock(&p->mu);
     if (p->failed) {

@@ -248,7 +248,7 @@ int part_rebuild_index(partition_t *p, seg_t *s, sl_err_t *err)
     s->bytes_since_index = 0;
     int64_t keep_ts = s->max_ts;
     s->max_ts = INT64_MIN;
-    scan_t sc;
+    scan_t sc = {0};
     int rc = scan(p, s, s->fd, 0, s->base, s->size, 0, &sc, err);
     if (rc != SL_OK) return rc;
     if (sc.bad || sc.end != s->size)
@@ -400,7 +400,7 @@ static int open_clean(partition_t *p, sl_err_t *err, int *rc)
     if (a->oidx.n > 0) idx_truncate(&a->oidx, a->oidx.n - 1);
     a->bytes_since_index = a->oidx.n > 0 ? INT64_MAX / 2 : 0;
     if ((*rc = seg_pin(a, err)) != SL_OK) return 0;
-    scan_t sc;
+    scan_t sc = {0};
     *rc = scan(p, a, a->fd, pos, a->base + rel, a->size, 0, &sc, err);
     seg_unpin(a);
     if (*rc != SL_OK || sc.bad || sc.end != a->size) {
@@ -448,7 +448,7 @@ int part_load(partition_t *p, int recover, partition_recovery_t *rec, sl_err_t *
     if (recover) {
         rec->ran = 1;
         /* Where to start (R2). */
-        ckpt_t ck;
+        ckpt_t ck = {0};
         size_t k = 0;
         uint64_t from = 0;
         int64_t expect = p->segs[0]->base;
@@ -511,7 +511,7 @@ int part_load(partition_t *p, int recover, partition_recovery_t *rec, sl_err_t *
                 }
             }
             if ((rc = seg_pin(s, err)) != SL_OK) return rc;
-            scan_t sc;
+            scan_t sc = {0};
             rc = scan(p, s, s->fd, from, expect, s->size, 1, &sc, err);
             if (rc == SL_OK && sc.bad) {
                 rec->bytes_truncated += s->size - sc.end;

@@ -357,7 +357,7 @@ int store_open(const store_opts_t *o, store_t **out, sl_err_t *err)
         if (de->d_name[0] == '.' || store_validate_topic_name(de->d_name, NULL) != SL_OK) continue;
         conf_path(s, de->d_name, path, sizeof path);
         if (access(path, F_OK) != 0) continue; /* a create that did not finish */
-        topic_t *t;
+        topic_t *t = NULL;
         if ((rc = load_topic(s, de->d_name, &t, err)) != SL_OK) {
             closedir(d);
             goto fail;
