@@ -52,16 +52,12 @@ test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 run: build
-	@if [ -x $(BUILD)/broker/sluiced ]; then \
-	  exec $(BUILD)/broker/sluiced --log.dirs=$(DATA) --listeners=127.0.0.1:9292; \
-	else \
-	  echo "sluiced is not built yet (broker/ arrives with issue #3)."; \
-	  echo "It will run: $(BUILD)/broker/sluiced --log.dirs=$(DATA) --listeners=127.0.0.1:9292"; \
-	  echo "Until then: make test runs the storage engine's tests; make bench its benchmark."; \
-	fi
+	exec $(BUILD)/broker/sluiced --log.dirs=$(DATA) --listeners=127.0.0.1:9292
 
+# Benchmarks print human-readable figures and, last, one JSON object each.
 bench: build
-	$(BUILD)/bench/storage_bench
+	$(BUILD)/bench/storage_bench --json
+	$(BUILD)/bench/loadgen --json
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

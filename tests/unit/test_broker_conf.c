@@ -1,0 +1,125 @@
+/* test_broker_conf.c — broker configuration: parsing, errors with
+ * suggestions and file:line, and docs/broker.md kept true to the table. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "conf.h"
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    CHECK_FATAL(f != NULL);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    CHECK_FATAL(b && fread(b, 1, (size_t)n, f) == (size_t)n);
+    b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+static void test_docs(void)
+{
+    char *doc = slurp(SLUICE_SOURCE_DIR "/docs/broker.md");
+    size_t n;
+    const conf_def_t *t = broker_conf_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        char row[256];
+        snprintf(row, sizeof row, "| `%s` | %s |", t[i].name, t[i].def);
+        CHECK_MSG(strstr(doc, row) != NULL, "docs/broker.md lacks the row \"%s\"", row);
+    }
+    free(doc);
+}
+
+static void test_set(void)
+{
+    broker_conf_t c;
+    broker_conf_defaults(&c);
+    CHECK_EQ_INT(c.reactor_edge, 1);
+    CHECK_EQ_INT(c.topic.segment_bytes, 1073741824);
+    CHECK(strcmp(c.listeners, "127.0.0.1:9292") == 0);
+    sl_err_t err;
+    CHECK_EQ_INT(broker_conf_set(&c, "reactor.mode", "level", &err), SL_OK);
+    CHECK_EQ_INT(c.reactor_edge, 0);
+    CHECK_EQ_INT(broker_conf_set(&c, "log.segment.bytes", "65536", &err), SL_OK);
+    CHECK_EQ_INT(c.topic.segment_bytes, 65536);
+    CHECK_EQ_INT(broker_conf_set(&c, "auto.create.topics.enable", "false", &err), SL_OK);
+    CHECK_EQ_INT(c.auto_create_topics, 0);
+
+    CHECK_EQ_INT(broker_conf_set(&c, "log.segment.byte", "1", &err), SL_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.msg, "did you mean \"log.segment.bytes\"") != NULL, "%s", err.msg);
+    CHECK_EQ_INT(broker_conf_set(&c, "num.reactors", "abc", &err), SL_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.msg, "num.reactors") && strstr(err.msg, "abc"), "%s", err.msg);
+    CHECK_EQ_INT(broker_conf_set(&c, "num.reactors", "999", &err), SL_ERR_INVALID_CONFIG);
+    CHECK_EQ_INT(broker_conf_set(&c, "reactor.mode", "sideways", &err), SL_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.msg, "level|edge") != NULL, "%s", err.msg);
+    CHECK_EQ_INT(broker_conf_set(&c, "auto.create.topics.enable", "yes", &err),
+                 SL_ERR_INVALID_CONFIG);
+    CHECK_EQ_INT(broker_conf_set(&c, "totally.unrelated.key.name", "1", &err),
+                 SL_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.msg, "did you mean") == NULL);
+
+    broker_conf_defaults(&c);
+    CHECK_EQ_INT(broker_conf_check(&c, &err), SL_OK);
+    broker_conf_set(&c, "listeners", "nohostport", &err);
+    CHECK_EQ_INT(broker_conf_check(&c, &err), SL_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.msg, "listeners") != NULL, "%s", err.msg);
+    broker_conf_defaults(&c);
+    broker_conf_set(&c, "log.segment.bytes", "65536", &err);
+    CHECK_EQ_INT(broker_conf_check(&c, &err), SL_ERR_INVALID_CONFIG); /* < message.max.bytes */
+}
+
+static void test_file_and_args(void)
+{
+    char *dir = check_tmpdir("bconf");
+    char path[512];
+    snprintf(path, sizeof path, "%s/sluice.conf", dir);
+    FILE *f = fopen(path, "w");
+    fputs("# comment\n\nnum.partitions = 3\nlog.level=debug\n", f);
+    fclose(f);
+    broker_conf_t c;
+    broker_conf_defaults(&c);
+    sl_err_t err;
+    char *argv[] = {"sluiced", "--num.partitions=5", "--config", path, NULL};
+    int action;
+    CHECK_EQ_INT(broker_conf_from_args(&c, 4, argv, &action, &err), SL_OK);
+    CHECK_EQ_INT(c.num_partitions, 5); /* flags win over the file */
+    CHECK_EQ_INT(c.log_level, 3);
+    f = fopen(path, "w");
+    fputs("num.partitions=3\nbogus line\n", f);
+    fclose(f);
+    broker_conf_defaults(&c);
+    CHECK_EQ_INT(broker_conf_load_file(&c, path, &err), SL_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.msg, "sluice.conf:2") != NULL, "%s", err.msg);
+    f = fopen(path, "w");
+    fputs("num.partitions=0\n", f);
+    fclose(f);
+    CHECK_EQ_INT(broker_conf_load_file(&c, path, &err), SL_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.msg, ":1: num.partitions") != NULL, "%s", err.msg);
+    CHECK_EQ_INT(broker_conf_load_file(&c, "/nonexistent/x.conf", &err), SL_ERR_INVALID_CONFIG);
+    char *argv2[] = {"sluiced", "stray", NULL};
+    CHECK_EQ_INT(broker_conf_from_args(&c, 2, argv2, &action, &err), SL_ERR_INVALID_CONFIG);
+    char *argv3[] = {"sluiced", "--help", NULL};
+    CHECK_EQ_INT(broker_conf_from_args(&c, 2, argv3, &action, &err), SL_OK);
+    CHECK_EQ_INT(action, 1);
+    char host[64];
+    int port;
+    CHECK_EQ_INT(conf_parse_hostport("127.0.0.1:0", host, sizeof host, &port, &err), SL_OK);
+    CHECK(strcmp(host, "127.0.0.1") == 0 && port == 0);
+    CHECK_EQ_INT(conf_parse_hostport("127.0.0.1:70000", host, sizeof host, &port, &err),
+                 SL_ERR_INVALID_CONFIG);
+    check_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    test_docs();
+    test_set();
+    test_file_and_args();
+    return check_exit();
+}
