@@ -37,11 +37,11 @@
 #include "harness.h"
 
 static struct {
-    int port, producers, consumers, partitions, inflight, acks, json;
+    int port, producers, consumers, partitions, inflight, acks, json, connections;
     double seconds;
     size_t msg_size, batch_bytes;
     const char *mode;
-} opt = {0, 2, 2, 0, 16, 1, 0, 3.0, 100, 16384, "edge"};
+} opt = {0, 2, 2, 0, 16, 1, 0, 0, 3.0, 100, 16384, "edge"};
 
 static const char *TOPIC = "loadgen";
 
@@ -128,9 +128,17 @@ static int response_code(const uint8_t *f, uint32_t total, sl_arena_t *a, sl_res
 
 /* ---- produce ---- */
 
+typedef struct pconn {
+    int fd;
+    rd_t r;
+    uint64_t *sent; /* send times of the requests in flight, a ring */
+    size_t head, out;
+} pconn_t;
+
 typedef struct prod {
     pthread_t th;
     int id;
+    int nconns; /* connections this thread drives */
     uint8_t *frame;
     size_t frame_len;
     int records;
@@ -141,50 +149,95 @@ typedef struct prod {
 
 static volatile int stop_flag;
 
-static void *producer(void *arg)
+/* Takes the complete response frames buffered on pc (no blocking). */
+static void take_responses(prod_t *p, pconn_t *pc, sl_arena_t *a)
 {
-    prod_t *p = arg;
-    int fd = dial(opt.port);
-    rd_t r = {fd, malloc(1 << 16), 1 << 16, 0, 0};
-    sl_arena_t a;
-    sl_arena_init(&a, NULL, 0, 0);
-    uint64_t *sent = calloc((size_t)opt.inflight, sizeof *sent);
-    size_t head = 0, out = 0;
-    while (!stop_flag || out > 0) {
-        while (!stop_flag && out < (size_t)opt.inflight) {
-            sent[(head + out) % (size_t)opt.inflight] = mono_ns();
-            write_all(fd, p->frame, p->frame_len);
-            out++;
-        }
-        if (opt.acks == 0) {
-            p->requests++;
-            p->msgs += (uint64_t)p->records;
-            p->bytes += (uint64_t)p->records * opt.msg_size;
-            out--;
-            continue;
-        }
-        uint32_t total;
-        const uint8_t *f = next_frame(&r, &total);
+    for (;;) {
+        rd_t *r = &pc->r;
+        if (r->len - r->start < 4) break;
+        uint32_t t = sl_be32(r->buf + r->start) + 4;
+        if (r->len - r->start < t) break;
         uint64_t now = mono_ns();
         sl_response_t resp;
-        if (response_code(f, total, &a, &resp) != 0) p->errors++;
+        if (response_code(r->buf + r->start, t, a, &resp) != 0) p->errors++;
         else {
             p->requests++;
             p->msgs += (uint64_t)p->records;
             p->bytes += (uint64_t)p->records * opt.msg_size;
         }
+        r->start += t;
         if (p->nrtt == p->caprtt) {
             p->caprtt = p->caprtt ? p->caprtt * 2 : 4096;
             p->rtt_ns = realloc(p->rtt_ns, p->caprtt * sizeof *p->rtt_ns);
         }
-        p->rtt_ns[p->nrtt++] = now - sent[head];
-        head = (head + 1) % (size_t)opt.inflight;
-        out--;
+        p->rtt_ns[p->nrtt++] = now - pc->sent[pc->head];
+        pc->head = (pc->head + 1) % (size_t)opt.inflight;
+        pc->out--;
     }
-    free(sent);
-    free(r.buf);
+    if (pc->r.start > 0) {
+        memmove(pc->r.buf, pc->r.buf + pc->r.start, pc->r.len - pc->r.start);
+        pc->r.len -= pc->r.start;
+        pc->r.start = 0;
+    }
+}
+
+static void *producer(void *arg)
+{
+    prod_t *p = arg;
+    pconn_t *cs = calloc((size_t)p->nconns, sizeof *cs);
+    struct pollfd *pf = calloc((size_t)p->nconns, sizeof *pf);
+    for (int i = 0; i < p->nconns; i++) {
+        cs[i].fd = dial(opt.port);
+        cs[i].r = (rd_t){cs[i].fd, malloc(1 << 16), 1 << 16, 0, 0};
+        cs[i].sent = calloc((size_t)opt.inflight, sizeof *cs[i].sent);
+    }
+    sl_arena_t a;
+    sl_arena_init(&a, NULL, 0, 0);
+    for (;;) {
+        size_t pending = 0;
+        for (int i = 0; i < p->nconns; i++) {
+            pconn_t *pc = &cs[i];
+            while (!stop_flag && pc->out < (size_t)opt.inflight) {
+                pc->sent[(pc->head + pc->out) % (size_t)opt.inflight] = mono_ns();
+                write_all(pc->fd, p->frame, p->frame_len);
+                if (opt.acks == 0) {
+                    p->requests++;
+                    p->msgs += (uint64_t)p->records;
+                    p->bytes += (uint64_t)p->records * opt.msg_size;
+                    continue;
+                }
+                pc->out++;
+            }
+            pending += pc->out;
+            pf[i] = (struct pollfd){.fd = pc->fd, .events = POLLIN};
+        }
+        if (stop_flag && pending == 0) break;
+        if (opt.acks == 0 && stop_flag) break;
+        if (poll(pf, (nfds_t)p->nconns, 1000) <= 0) continue;
+        for (int i = 0; i < p->nconns; i++) {
+            if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP))) continue;
+            rd_t *r = &cs[i].r;
+            if (r->cap - r->len < 65536) {
+                r->cap *= 2;
+                r->buf = realloc(r->buf, r->cap);
+            }
+            ssize_t n = read(r->fd, r->buf + r->len, r->cap - r->len);
+            if (n <= 0) {
+                fprintf(stderr, "loadgen: connection closed by the broker\n");
+                exit(1);
+            }
+            r->len += (size_t)n;
+            take_responses(p, &cs[i], &a);
+        }
+    }
+    for (int i = 0; i < p->nconns; i++) {
+        close(cs[i].fd);
+        free(cs[i].r.buf);
+        free(cs[i].sent);
+    }
+    free(cs);
+    free(pf);
     sl_arena_free(&a);
-    close(fd);
     return NULL;
 }
 
@@ -350,7 +403,8 @@ static void usage(void)
 {
     printf("usage: loadgen [--port P] [--producers N] [--consumers N] [--partitions N]\n"
            "               [--seconds S] [--msg-size B] [--batch-bytes B] [--inflight N]\n"
-           "               [--acks 0|1|-1] [--reactor-mode edge|level] [--json]\n"
+           "               [--acks 0|1|-1] [--reactor-mode edge|level] [--connections N] [--json]\n"
+           "--connections spreads N producer connections over the --producers threads.\n"
            "Without --port it starts its own sluiced in a temp directory.\n");
 }
 
@@ -364,6 +418,7 @@ int main(int argc, char **argv)
             return 0;
         } else if (v && !strcmp(a, "--port")) opt.port = atoi(v), i++;
         else if (v && !strcmp(a, "--producers")) opt.producers = atoi(v), i++;
+        else if (v && !strcmp(a, "--connections")) opt.connections = atoi(v), i++;
         else if (v && !strcmp(a, "--consumers")) opt.consumers = atoi(v), i++;
         else if (v && !strcmp(a, "--partitions")) opt.partitions = atoi(v), i++;
         else if (v && !strcmp(a, "--seconds")) opt.seconds = atof(v), i++;
@@ -378,6 +433,7 @@ int main(int argc, char **argv)
         }
     }
     if (opt.partitions <= 0) opt.partitions = opt.producers;
+    if (opt.connections < opt.producers) opt.connections = opt.producers;
     if (opt.producers < 1 || opt.consumers < 1 || opt.inflight < 1) {
         usage();
         return 2;
@@ -410,11 +466,12 @@ int main(int argc, char **argv)
         free(r.buf);
         close(fd);
     }
-    fprintf(stderr, "loadgen: producing for %.1f s from %d connections to %d partitions...\n",
-            opt.seconds, opt.producers, opt.partitions);
+    fprintf(stderr, "loadgen: producing for %.1f s from %d connections (%d threads) to %d "
+            "partitions...\n", opt.seconds, opt.connections, opt.producers, opt.partitions);
     prod_t *ps = calloc((size_t)opt.producers, sizeof *ps);
     for (int i = 0; i < opt.producers; i++) {
         ps[i].id = i;
+        ps[i].nconns = opt.connections / opt.producers + (i < opt.connections % opt.producers);
         ps[i].frame = build_produce_frame(i % opt.partitions, &ps[i].frame_len, &ps[i].records);
     }
     uint64_t t0 = mono_ns();
@@ -494,7 +551,7 @@ int main(int argc, char **argv)
 
     printf("produce: %.0f msgs/s, %.1f MB/s (payload), %" PRIu64 " errors, round trip p50 %.0f us, "
            "p99 %.0f us (%d connections x %d in flight, %zu-byte messages, %zu-byte batches, acks=%d)\n",
-           pmsgs, pmb, errors, p50, p99, opt.producers, opt.inflight, opt.msg_size,
+           pmsgs, pmb, errors, p50, p99, opt.connections, opt.inflight, opt.msg_size,
            opt.batch_bytes, opt.acks);
     printf("fetch:   %.0f msgs/s, %.1f MB/s (%d connections)\n", (double)fmsgs / fdt, fmb,
            opt.consumers);
@@ -506,10 +563,10 @@ int main(int argc, char **argv)
         printf("{\"produce_msgs_s\":%.0f,\"produce_mb_s\":%.1f,\"produce_errors\":%" PRIu64
                ",\"produce_p50_us\":%.0f,\"produce_p99_us\":%.0f,\"fetch_msgs_s\":%.0f,"
                "\"fetch_mb_s\":%.1f,\"sendfile_baseline_mb_s\":%.1f,\"fetch_ratio\":%.3f,"
-               "\"producers\":%d,\"consumers\":%d,\"partitions\":%d,\"inflight\":%d,"
+               "\"connections\":%d,\"producers\":%d,\"consumers\":%d,\"partitions\":%d,\"inflight\":%d,"
                "\"msg_size\":%zu,\"batch_bytes\":%zu,\"acks\":%d,\"reactor_mode\":\"%s\"}\n",
                pmsgs, pmb, errors, p50, p99, (double)fmsgs / fdt, fmb, base_mb,
-               base_mb > 0 ? fmb / base_mb : 0, opt.producers, opt.consumers, opt.partitions,
+               base_mb > 0 ? fmb / base_mb : 0, opt.connections, opt.producers, opt.consumers, opt.partitions,
                opt.inflight, opt.msg_size, opt.batch_bytes, opt.acks, opt.mode);
     for (int i = 0; i < opt.producers; i++) {
         free(ps[i].frame);
