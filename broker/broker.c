@@ -25,7 +25,8 @@
 
 static int spare_fd = -1; /* released to accept-and-close when out of fds */
 
-/* Binds a listening socket; *port 0 picks one and reports it. */
+/* Binds a listening socket; *port 0 picks one and reports it. Returns the
+ * fd, or -1 with err set. */
 static int listen_on(const char *host, int *port, int reuseport, sl_err_t *err)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -34,19 +35,20 @@ static int listen_on(const char *host, int *port, int reuseport, sl_err_t *err)
     char ps[16];
     snprintf(ps, sizeof ps, "%d", *port);
     int e = getaddrinfo(host, ps, &hints, &ai);
-    if (e != 0)
-        return sl_err_set(err, SL_ERR_INVALID_CONFIG, "cannot resolve %s: %s", host,
-                          gai_strerror(e));
+    if (e != 0) {
+        sl_err_set(err, SL_ERR_INVALID_CONFIG, "cannot resolve %s: %s", host, gai_strerror(e));
+        return -1;
+    }
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
         (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
         bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-        int rc = sl_err_set(err, SL_ERR_INVALID_CONFIG, "cannot listen on %s:%d: %s", host, *port,
-                            strerror(errno));
+        sl_err_set(err, SL_ERR_INVALID_CONFIG, "cannot listen on %s:%d: %s", host, *port,
+                   strerror(errno));
         if (fd >= 0) close(fd);
         freeaddrinfo(ai);
-        return rc;
+        return -1;
     }
     freeaddrinfo(ai);
     struct sockaddr_storage sa;
@@ -222,11 +224,23 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
     memset(b, 0, sizeof *b);
     b->conf = *conf;
     b->metrics_fd = -1;
+    for (int i = 0; i < 256; i++) b->listen_fds[i] = -1;
     pthread_mutex_init(&b->hk_mu, NULL);
     pthread_cond_init(&b->hk_cv, NULL);
     raise_fd_limit();
     spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     int n = (int)conf->num_reactors;
+    char lhost[256];
+    int lport;
+    conf_parse_hostport(conf->listeners, lhost, sizeof lhost, &lport, NULL);
+    if (lport != 0) {
+        /* SO_REUSEPORT would let this process join another's listening group
+         * on the same port and silently share its clients: probe first with a
+         * plain bind, which fails if anyone listens there. */
+        int probe = listen_on(lhost, &lport, 0, err);
+        if (probe < 0) return SL_ERR_INVALID_CONFIG;
+        close(probe);
+    }
     if (n == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         n = cores > 0 ? (int)cores : 1;
@@ -237,7 +251,7 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
     store_opts_t so = {.dir = conf->log_dirs, .defaults = &conf->topic,
                        .max_open_segments = (uint32_t)conf->max_open_segments};
     int rc = store_open(&so, &b->store, err);
-    if (rc != SL_OK) return rc;
+    if (rc != SL_OK) goto fail;
     store_set_on_append(b->store, broker_partition_appended, b);
     log_info("storage", "data directory %s opened; last shutdown: %s", conf->log_dirs,
              store_was_clean(b->store)
@@ -249,10 +263,16 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
     conf_parse_hostport(conf->listeners, host, sizeof host, &port, NULL);
     snprintf(b->host, sizeof b->host, "%s", host);
     b->workers = calloc((size_t)n, sizeof *b->workers);
-    if (!b->workers) return sl_err_set(err, SL_ERR_NOMEM, "out of memory");
+    if (!b->workers) {
+        rc = sl_err_set(err, SL_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     for (int i = 0; i < n; i++) {
         int fd = listen_on(host, &port, 1, err);
-        if (fd < 0) return fd;
+        if (fd < 0) {
+            rc = SL_ERR_INVALID_CONFIG;
+            goto fail;
+        }
         b->listen_fds[i] = fd;
     }
     b->port = port;
@@ -261,7 +281,10 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
         int mp;
         conf_parse_hostport(conf->metrics_listener, mh, sizeof mh, &mp, NULL);
         int fd = listen_on(mh, &mp, 0, err);
-        if (fd < 0) return fd;
+        if (fd < 0) {
+            rc = SL_ERR_INVALID_CONFIG;
+            goto fail;
+        }
         b->metrics_fd = fd;
         b->metrics_port = mp;
         log_info("net", "metrics on http://%s:%d/metrics", mh, mp);
@@ -272,7 +295,10 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
         w->id = i;
         w->r = reactor_new((int)conf->reactor_edge);
         w->scratch = malloc(SCRATCH);
-        if (!w->r || !w->scratch) return sl_err_set(err, SL_ERR_UNKNOWN, "epoll: %s", strerror(errno));
+        if (!w->r || !w->scratch) {
+            rc = sl_err_set(err, SL_ERR_UNKNOWN, "epoll: %s", strerror(errno));
+            goto fail;
+        }
         w->listen_h = (reactor_handle_t){.fd = b->listen_fds[i], .fn = on_accept, .arg = w};
         reactor_add(w->r, &w->listen_h, REACTOR_IN);
         if (i == 0 && b->metrics_fd >= 0) {
@@ -283,6 +309,8 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
         reactor_timer_init(&w->idle_timer, idle_tick, w);
         reactor_timer_start(w->r, &w->idle_timer, idle_period(b));
     }
+    /* Threads last: everything above can still be undone by `fail`. A
+     * failure to start a thread is fatal for the process (main exits). */
     for (int i = 0; i < n; i++)
         if (pthread_create(&b->workers[i].thread, NULL, worker_main, &b->workers[i]) != 0)
             return sl_err_set(err, SL_ERR_UNKNOWN, "cannot start worker threads");
@@ -292,6 +320,18 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
     log_info("net", "listening on %s:%d (sluice protocol, %d %s-triggered reactors)", host, port,
              n, conf->reactor_edge ? "edge" : "level");
     return SL_OK;
+fail:
+    for (int i = 0; b->workers && i < n; i++) {
+        reactor_free(b->workers[i].r);
+        free(b->workers[i].scratch);
+    }
+    free(b->workers);
+    for (int i = 0; i < n; i++)
+        if (b->listen_fds[i] >= 0) close(b->listen_fds[i]);
+    if (b->metrics_fd >= 0) close(b->metrics_fd);
+    store_close(b->store);
+    if (spare_fd >= 0) close(spare_fd);
+    return rc;
 }
 
 /* ---- stopping ---- */

@@ -125,7 +125,12 @@ int broker_conf_set(broker_conf_t *c, const char *key, const char *value, sl_err
         const char *best = NULL;
         size_t bd = 5;
         for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+            /* Also against the name without its first dotted part, so a
+             * topic-level spelling ("segment.bytes") finds "log.segment.bytes". */
+            const char *dot = strchr(table[i].name, '.');
             size_t x = distance(key, table[i].name);
+            size_t y = dot ? distance(key, dot + 1) : 99;
+            if (y < x) x = y;
             if (x < bd) bd = x, best = table[i].name;
         }
         if (best)
@@ -212,10 +217,16 @@ int broker_conf_from_args(broker_conf_t *c, int argc, char **argv, int *action, 
 {
     *action = 0;
     for (int i = 1; i < argc; i++) {
+        const char *file = NULL;
         if (strcmp(argv[i], "--config") == 0) {
             if (i + 1 >= argc)
                 return sl_err_set(err, SL_ERR_INVALID_CONFIG, "--config needs a file name");
-            int rc = broker_conf_load_file(c, argv[i + 1], err);
+            file = argv[i + 1];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            file = argv[i] + 9;
+        }
+        if (file) {
+            int rc = broker_conf_load_file(c, file, err);
             if (rc != SL_OK) return rc;
         }
     }
@@ -225,6 +236,7 @@ int broker_conf_from_args(broker_conf_t *c, int argc, char **argv, int *action, 
             i++;
             continue;
         }
+        if (strncmp(a, "--config=", 9) == 0) continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             *action = 1;
             continue;
@@ -268,16 +280,12 @@ int broker_conf_check(const broker_conf_t *c, sl_err_t *err)
 {
     char host[256];
     int port;
-    int rc = conf_parse_hostport(c->listeners, host, sizeof host, &port, err);
-    if (rc != SL_OK) return sl_err_set(err, rc, "listeners: %s", err ? err->msg : "");
+    sl_err_t inner;
+    int rc = conf_parse_hostport(c->listeners, host, sizeof host, &port, &inner);
+    if (rc != SL_OK) return sl_err_set(err, rc, "listeners: %s", inner.msg);
     if (c->metrics_listener[0] &&
-        (rc = conf_parse_hostport(c->metrics_listener, host, sizeof host, &port, err)) != SL_OK)
-        return sl_err_set(err, rc, "metrics.listener: %s", err ? err->msg : "");
-    if (c->topic.max_message_bytes > c->topic.segment_bytes)
-        return sl_err_set(err, SL_ERR_INVALID_CONFIG,
-                          "message.max.bytes (%lld) exceeds log.segment.bytes (%lld)",
-                          (long long)c->topic.max_message_bytes,
-                          (long long)c->topic.segment_bytes);
+        (rc = conf_parse_hostport(c->metrics_listener, host, sizeof host, &port, &inner)) != SL_OK)
+        return sl_err_set(err, rc, "metrics.listener: %s", inner.msg);
     if (c->topic.max_message_bytes + 1024 > c->max_request_size)
         return sl_err_set(err, SL_ERR_INVALID_CONFIG,
                           "max.request.size (%lld) must exceed message.max.bytes (%lld) by 1024",

@@ -316,6 +316,7 @@ static void write_out(conn_t *c)
             return;
         }
         met_add(&w->m.bytes_out, (uint64_t)n);
+        c->last_active_ms = reactor_now_ms(w->r);
         written += (size_t)n;
         consume(c, (size_t)n);
         take_ready(c);
@@ -522,8 +523,12 @@ void conn_reap_idle(worker_t *w, uint64_t now_ms)
     conn_t *c = w->conns;
     while (c) {
         conn_t *next = c->next;
-        if (!c->shead && !c->ohead && now_ms - c->last_active_ms > (uint64_t)idle)
-            conn_close(c, "idle");
+        /* Idle: no bytes either way for the period. A connection whose only
+         * pending work is the broker's own (a long poll, an acks=all wait) is
+         * not idle; one whose client stopped reading its output is. */
+        int broker_owes = c->shead && !c->ohead;
+        if (!broker_owes && now_ms - c->last_active_ms > (uint64_t)idle)
+            conn_close(c, c->ohead ? "idle: the client stopped reading its responses" : "idle");
         c = next;
     }
 }

@@ -91,7 +91,7 @@ void h_produce(conn_t *c, const sl_request_t *req, uint64_t t0_us)
         conn_close(c, "out of memory");
         return;
     }
-    int rc;
+    int rc = SL_OK;
     partition_t *p = NULL;
     partition_append_info_t info;
     if (!m) {
@@ -101,7 +101,18 @@ void h_produce(conn_t *c, const sl_request_t *req, uint64_t t0_us)
     } else if (req->payload_len == 0) {
         rc = sl_err_set(&err, SL_ERR_CORRUPT_MESSAGE, "produce request carries no record batch");
     } else {
-        rc = dispatch_partition(c, m->topic, m->partition, 1, &p, &err);
+        /* What a producer may not send, whatever the CRC says: control
+         * batches, idempotent batches without a sequence. */
+        for (const uint8_t *q = req->payload, *end = q + req->payload_len;
+             q + SL_BATCH_HEADER_SIZE <= end;) {
+            sl_batch_hdr_t bh;
+            sl_batch_hdr_parse(q, &bh);
+            uint64_t sz = sl_batch_total_size(q);
+            if ((rc = sl_batch_validate_produce(&bh, &err)) != SL_OK) break;
+            if (sz < SL_BATCH_HEADER_SIZE || sz > (uint64_t)(end - q)) break; /* append says why */
+            q += sz;
+        }
+        if (rc == SL_OK) rc = dispatch_partition(c, m->topic, m->partition, 1, &p, &err);
         if (rc == SL_OK && b->conf.deep_validation) {
             sl_batch_limits_t lim = {0, 0};
             const uint8_t *q = req->payload, *end = req->payload + req->payload_len;

@@ -101,23 +101,18 @@ int partition_open(const partition_opts_t *o, partition_t **out, partition_recov
     p->cache = o->cache;
     p->on_dirty = o->on_dirty;
     p->on_dirty_arg = o->on_dirty_arg;
-    p->ckpt_fd = -1;
     atomic_store(&p->refs, 1);
     int rc;
     if (!p->dir || !p->topic) {
         rc = sl_err_set(err, SL_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    char ck[4096];
-    snprintf(ck, sizeof ck, "%s/recovery-point", p->dir);
-    p->ckpt_fd = sl_io->open(ck, O_RDWR | O_CREAT, 0644);
-    if (p->ckpt_fd < 0) {
-        rc = sl_err_sys(err, errno, "open %s", ck);
-        goto fail;
-    }
     rc = part_load(p, o->recover, rec, err);
     if (rc != SL_OK) goto fail;
-    p->segs[p->nsegs - 1]->created_ms = o->now_ms ? o->now_ms : now_wall_ms();
+    /* segment.ms counts from a segment's first append; for one found on disk
+     * with data, from now (its first append's time is not recorded). */
+    seg_t *act = p->segs[p->nsegs - 1];
+    if (act->size > 0) act->created_ms = o->now_ms ? o->now_ms : now_wall_ms();
     *out = p;
     return SL_OK;
 fail:
@@ -140,7 +135,6 @@ void partition_close(partition_t *p, int discard)
     }
     for (size_t i = 0; i < p->nsegs; i++) seg_drop(p->segs[i]);
     free(p->segs);
-    if (p->ckpt_fd >= 0) sl_io->close(p->ckpt_fd);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->flush_mu);
     free(p->dir);
@@ -162,7 +156,10 @@ void partition_unref(partition_t *p)
 
 void partition_mark_deleted(partition_t *p)
 {
+    /* Under mu: once this returns no append is running or will start. */
+    pthread_mutex_lock(&p->mu);
     atomic_store(&p->deleted, 1);
+    pthread_mutex_unlock(&p->mu);
 }
 
 void partition_set_on_close(partition_t *p, void (*fn)(void *arg, partition_t *p), void *arg)
@@ -205,7 +202,7 @@ static int roll(partition_t *p, int64_t now_ms, sl_err_t *err)
         a->sealed = 0;
         return rc;
     }
-    s->created_ms = now_ms;
+    (void)now_ms; /* the new segment's age starts at its first append */
     p->segs[p->nsegs++] = s;
     p->dir_dirty = 1;
     return SL_OK;
@@ -235,6 +232,11 @@ int partition_append(partition_t *p, uint8_t *buf, size_t len, int64_t now_ms,
                           p->conf.segment_bytes);
 
     pthread_mutex_lock(&p->mu);
+    if (atomic_load(&p->deleted)) {
+        rc = sl_err_set(err, SL_ERR_UNKNOWN_TOPIC_OR_PARTITION, "%s-%d: topic deleted", p->topic,
+                        p->id);
+        goto out;
+    }
     if (p->failed) {
         rc = sl_err_set(err, SL_ERR_STORAGE, "%s-%d: %s", p->topic, p->id, p->failed_msg);
         goto out;
@@ -294,7 +296,10 @@ int partition_append(partition_t *p, uint8_t *buf, size_t len, int64_t now_ms,
         info->flush_due = flush_due;
     }
     pthread_mutex_unlock(&p->mu);
-    if ((was_clean || flush_due) && p->on_dirty) p->on_dirty(p->on_dirty_arg, p);
+    /* The flusher tracks dirty partitions only for a finite flush policy;
+     * acks=all waits reach it on their own. */
+    int track = was_clean && (p->conf.flush_ms != INT64_MAX || p->conf.flush_messages != INT64_MAX);
+    if ((track || flush_due) && p->on_dirty) p->on_dirty(p->on_dirty_arg, p);
     if (p->on_append) p->on_append(p->on_append_arg, p);
     return SL_OK;
 out:
@@ -358,6 +363,13 @@ int partition_read(partition_t *p, int64_t offset, uint64_t max_bytes, seg_range
     pthread_mutex_lock(&p->mu);
     int64_t start = atomic_load(&p->log_start), leo = atomic_load(&p->leo);
     int rc = SL_OK;
+    if (atomic_load(&p->deleted)) {
+        /* Its files may be gone from their paths (or the name reused by a new
+         * topic): never reopen them. Ranges already pinned stay readable. */
+        rc = sl_err_set(err, SL_ERR_UNKNOWN_TOPIC_OR_PARTITION, "%s-%d: topic deleted", p->topic,
+                        p->id);
+        goto out;
+    }
     if (offset < start || offset > leo) {
         rc = sl_err_set(err, SL_ERR_OFFSET_OUT_OF_RANGE,
                         "%s-%d: offset %" PRId64 " is outside [%" PRId64 ", %" PRId64 "]",
@@ -561,24 +573,27 @@ static int64_t seg_newest_ms(seg_t *s)
 
 int partition_retention(partition_t *p, int64_t now_ms, int *deleted, sl_err_t *err)
 {
-    seg_t *victims[64];
-    size_t nv = 0;
     pthread_mutex_lock(&p->mu);
     uint64_t total = 0;
     for (size_t i = 0; i < p->nsegs; i++) total += p->segs[i]->size;
-    size_t first = 0;
-    while (first + 1 < p->nsegs && nv < 64) { /* never the active segment */
-        seg_t *s = p->segs[first];
+    size_t nv = 0;
+    while (nv + 1 < p->nsegs) { /* never the active segment */
+        seg_t *s = p->segs[nv];
         int by_size = p->conf.retention_bytes >= 0 &&
                       total - s->size >= (uint64_t)p->conf.retention_bytes;
         int by_time = p->conf.retention_ms >= 0 &&
                       seg_newest_ms(s) < now_ms - p->conf.retention_ms;
         if (!by_size && !by_time) break;
         total -= s->size;
-        victims[nv++] = s;
-        first++;
+        nv++;
+    }
+    seg_t **victims = nv ? malloc(nv * sizeof *victims) : NULL;
+    if (nv && !victims) {
+        pthread_mutex_unlock(&p->mu);
+        return sl_err_set(err, SL_ERR_NOMEM, "out of memory");
     }
     if (nv > 0) {
+        memcpy(victims, p->segs, nv * sizeof *victims);
         memmove(p->segs, p->segs + nv, (p->nsegs - nv) * sizeof *p->segs);
         p->nsegs -= nv;
         atomic_store(&p->log_start, p->segs[0]->base);
@@ -592,6 +607,7 @@ int partition_retention(partition_t *p, int64_t now_ms, int *deleted, sl_err_t *
         if (r != SL_OK) rc = r;
         seg_drop(victims[i]);
     }
+    free(victims);
     if (deleted) *deleted = (int)nv;
     return rc;
 }

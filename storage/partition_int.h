@@ -30,8 +30,7 @@ struct partition {
     int failed;                 /* an fdatasync failed: refuse appends until reopened */
     char failed_msg[200];
 
-    int ckpt_fd;
-    uint64_t ckpt_seq;
+    uint64_t ckpt_seq; /* the checkpoint file is opened per write: no fd per partition */
 
     void (*on_dirty)(void *arg, partition_t *p);
     void *on_dirty_arg;

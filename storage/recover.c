@@ -74,14 +74,24 @@ int part_ckpt_write(partition_t *p, int64_t offset, int64_t seg_base, uint64_t p
     put64(b + 40, (uint64_t)max_ts);
     uint32_t crc = sl_crc32c(0, b, 60);
     for (int i = 0; i < 4; i++) b[60 + i] = (uint8_t)(crc >> (8 * i));
-    if (p->ckpt_fd < 0) return -EBADF;
-    return io_pwrite_all(p->ckpt_fd, b, CKPT_SLOT, (off_t)((seq & 1) * CKPT_SLOT));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/" CKPT_NAME, p->dir);
+    int fd = sl_io->open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) return -errno;
+    int rc = io_pwrite_all(fd, b, CKPT_SLOT, (off_t)((seq & 1) * CKPT_SLOT));
+    sl_io->close(fd);
+    return rc;
 }
 
 static int ckpt_read(partition_t *p, ckpt_t *out)
 {
     uint8_t b[2 * CKPT_SLOT];
-    ssize_t n = io_pread_all(p->ckpt_fd, b, sizeof b, 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/" CKPT_NAME, p->dir);
+    int fd = sl_io->open(path, O_RDONLY, 0);
+    if (fd < 0) return 0;
+    ssize_t n = io_pread_all(fd, b, sizeof b, 0);
+    sl_io->close(fd);
     int found = 0;
     for (int s = 0; s < 2 && n >= (ssize_t)((s + 1) * CKPT_SLOT); s++) {
         const uint8_t *q = b + s * CKPT_SLOT;

@@ -180,12 +180,19 @@ static topic_t *topic_new(store_t *s, const char *name, int32_t nparts)
     return t;
 }
 
+/* Every value within its key's bounds (store defaults come from the broker
+ * as numbers, not through sl_log_conf_set). There is no cross-key rule: a
+ * batch larger than segment.bytes gets a segment of its own, as in Kafka. */
 static int check_conf(const sl_log_conf_t *c, sl_err_t *err)
 {
-    if (c->max_message_bytes > c->segment_bytes)
-        return sl_err_set(err, SL_ERR_INVALID_CONFIG,
-                          "max.message.bytes (%" PRId64 ") exceeds segment.bytes (%" PRId64 ")",
-                          c->max_message_bytes, c->segment_bytes);
+    size_t n;
+    const sl_log_conf_def_t *t = sl_log_conf_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = sl_log_conf_value(c, &t[i]);
+        if (v < t[i].min || v > t[i].max)
+            return sl_err_set(err, SL_ERR_INVALID_CONFIG, "%s: %" PRId64 " is not in %" PRId64
+                              "..%" PRId64, t[i].name, v, t[i].min, t[i].max);
+    }
     return SL_OK;
 }
 
@@ -354,7 +361,9 @@ int store_open(const store_opts_t *o, store_t **out, sl_err_t *err)
     }
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (de->d_name[0] == '.' || store_validate_topic_name(de->d_name, NULL) != SL_OK) continue;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            store_validate_topic_name(de->d_name, NULL) != SL_OK)
+            continue;
         conf_path(s, de->d_name, path, sizeof path);
         if (access(path, F_OK) != 0) continue; /* a create that did not finish */
         topic_t *t = NULL;
@@ -372,6 +381,27 @@ fail:
     return rc;
 }
 
+/* 1 if partition i of t has no log bytes on disk (or no directory). */
+static int partition_dir_empty(store_t *s, topic_t *t, int32_t i)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s/%d", s->topics_dir, t->name, i);
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT;
+    int empty = 1;
+    struct dirent *e;
+    while (empty && (e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 4 || strcmp(e->d_name + l - 4, ".log") != 0) continue;
+        char path[4200];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (stat(path, &st) != 0 || st.st_size > 0) empty = 0;
+    }
+    closedir(d);
+    return empty;
+}
+
 static void free_topics(store_t *s, int clean, int *all_good)
 {
     for (size_t b = 0; b < NBUCKETS; b++) {
@@ -381,8 +411,9 @@ static void free_topics(store_t *s, int clean, int *all_good)
             for (int32_t i = 0; i < t->nparts; i++) {
                 partition_t *p = t->parts[i];
                 if (!p) {
-                    /* Never opened in this run: fine if the last run was clean. */
-                    if (!s->was_clean) *all_good = 0;
+                    /* Never opened in this run: fine if the last run was clean,
+                     * or if it holds no data that could need recovery. */
+                    if (!s->was_clean && !partition_dir_empty(s, t, i)) *all_good = 0;
                     continue;
                 }
                 if (!clean) partition_mark_deleted(p); /* crash: no I/O */
@@ -511,6 +542,10 @@ int store_topic_delete(store_t *s, const char *name, sl_err_t *err)
     snprintf(from, sizeof from, "%s/%s", s->topics_dir, name);
     snprintf(del, sizeof del, "%s/deleted", s->dir);
     snprintf(to, sizeof to, "%s/%s-%" PRIu64, del, name, ++s->delete_seq);
+    /* Deleted first: from here no append runs and no closed segment file is
+     * reopened by its old path, which a new topic of the same name may take. */
+    for (int32_t i = 0; i < t->nparts; i++)
+        if (t->parts[i]) partition_mark_deleted(t->parts[i]);
     int e = io_mkdir_p(del);
     /* One rename takes the topic out of the namespace atomically; the files
      * are removed after, and a crash in between is finished at open. */
@@ -523,10 +558,7 @@ int store_topic_delete(store_t *s, const char *name, sl_err_t *err)
     remove_topic(s, t);
     pthread_mutex_unlock(&s->mu);
     for (int32_t i = 0; i < t->nparts; i++)
-        if (t->parts[i]) {
-            partition_mark_deleted(t->parts[i]);
-            partition_unref(t->parts[i]);
-        }
+        if (t->parts[i]) partition_unref(t->parts[i]);
     topic_free(t);
     rmtree(to);
     return SL_OK;

@@ -69,8 +69,9 @@ static void test_set(void)
     CHECK_EQ_INT(broker_conf_check(&c, &err), SL_ERR_INVALID_CONFIG);
     CHECK_MSG(strstr(err.msg, "listeners") != NULL, "%s", err.msg);
     broker_conf_defaults(&c);
-    broker_conf_set(&c, "log.segment.bytes", "65536", &err);
-    CHECK_EQ_INT(broker_conf_check(&c, &err), SL_ERR_INVALID_CONFIG); /* < message.max.bytes */
+    broker_conf_set(&c, "max.request.size", "1048576", &err); /* < message.max.bytes + 1 KiB */
+    CHECK_EQ_INT(broker_conf_check(&c, &err), SL_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.msg, "max.request.size") != NULL, "%s", err.msg);
 }
 
 static void test_file_and_args(void)
