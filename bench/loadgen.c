@@ -159,7 +159,8 @@ static void take_responses(prod_t *p, pconn_t *pc, sl_arena_t *a)
         if (r->len - r->start < t) break;
         uint64_t now = mono_ns();
         sl_response_t resp;
-        if (response_code(r->buf + r->start, t, a, &resp) != 0) p->errors++;
+        if (response_code(r->buf + r->start, t, a, &resp) != 0)
+            p->errors++;
         else {
             p->requests++;
             p->msgs += (uint64_t)p->records;
@@ -278,7 +279,7 @@ static int cmp_u64(const void *a, const void *b)
 typedef struct cons {
     pthread_t th;
     int first, step; /* partitions first, first+step, ... */
-    int64_t *end;     /* log end per partition */
+    int64_t *end;    /* log end per partition */
     uint64_t msgs, bytes;
 } cons_t;
 
@@ -412,21 +413,33 @@ int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) opt.json = 1;
+        if (!strcmp(a, "--json"))
+            opt.json = 1;
         else if (!strcmp(a, "--help")) {
             usage();
             return 0;
-        } else if (v && !strcmp(a, "--port")) opt.port = atoi(v), i++;
-        else if (v && !strcmp(a, "--producers")) opt.producers = atoi(v), i++;
-        else if (v && !strcmp(a, "--connections")) opt.connections = atoi(v), i++;
-        else if (v && !strcmp(a, "--consumers")) opt.consumers = atoi(v), i++;
-        else if (v && !strcmp(a, "--partitions")) opt.partitions = atoi(v), i++;
-        else if (v && !strcmp(a, "--seconds")) opt.seconds = atof(v), i++;
-        else if (v && !strcmp(a, "--msg-size")) opt.msg_size = (size_t)atol(v), i++;
-        else if (v && !strcmp(a, "--batch-bytes")) opt.batch_bytes = (size_t)atol(v), i++;
-        else if (v && !strcmp(a, "--inflight")) opt.inflight = atoi(v), i++;
-        else if (v && !strcmp(a, "--acks")) opt.acks = atoi(v), i++;
-        else if (v && !strcmp(a, "--reactor-mode")) opt.mode = v, i++;
+        } else if (v && !strcmp(a, "--port"))
+            opt.port = atoi(v), i++;
+        else if (v && !strcmp(a, "--producers"))
+            opt.producers = atoi(v), i++;
+        else if (v && !strcmp(a, "--connections"))
+            opt.connections = atoi(v), i++;
+        else if (v && !strcmp(a, "--consumers"))
+            opt.consumers = atoi(v), i++;
+        else if (v && !strcmp(a, "--partitions"))
+            opt.partitions = atoi(v), i++;
+        else if (v && !strcmp(a, "--seconds"))
+            opt.seconds = atof(v), i++;
+        else if (v && !strcmp(a, "--msg-size"))
+            opt.msg_size = (size_t)atol(v), i++;
+        else if (v && !strcmp(a, "--batch-bytes"))
+            opt.batch_bytes = (size_t)atol(v), i++;
+        else if (v && !strcmp(a, "--inflight"))
+            opt.inflight = atoi(v), i++;
+        else if (v && !strcmp(a, "--acks"))
+            opt.acks = atoi(v), i++;
+        else if (v && !strcmp(a, "--reactor-mode"))
+            opt.mode = v, i++;
         else {
             usage();
             return 2;
@@ -466,8 +479,10 @@ int main(int argc, char **argv)
         free(r.buf);
         close(fd);
     }
-    fprintf(stderr, "loadgen: producing for %.1f s from %d connections (%d threads) to %d "
-            "partitions...\n", opt.seconds, opt.connections, opt.producers, opt.partitions);
+    fprintf(stderr,
+            "loadgen: producing for %.1f s from %d connections (%d threads) to %d "
+            "partitions...\n",
+            opt.seconds, opt.connections, opt.producers, opt.partitions);
     prod_t *ps = calloc((size_t)opt.producers, sizeof *ps);
     for (int i = 0; i < opt.producers; i++) {
         ps[i].id = i;
@@ -494,7 +509,8 @@ int main(int argc, char **argv)
         k += ps[i].nrtt;
     }
     qsort(all, nrtt, sizeof *all, cmp_u64);
-    double p50 = nrtt ? (double)all[nrtt / 2] / 1e3 : 0, p99 = nrtt ? (double)all[nrtt * 99 / 100] / 1e3 : 0;
+    double p50 = nrtt ? (double)all[nrtt / 2] / 1e3 : 0,
+           p99 = nrtt ? (double)all[nrtt * 99 / 100] / 1e3 : 0;
     double pmsgs = (double)msgs / pdt, pmb = (double)bytes / 1e6 / pdt;
 
     /* Log ends, for the fetch phase. */
@@ -550,7 +566,8 @@ int main(int argc, char **argv)
     if (own) base_mb = sendfile_baseline(h.data, &base_bytes);
 
     printf("produce: %.0f msgs/s, %.1f MB/s (payload), %" PRIu64 " errors, round trip p50 %.0f us, "
-           "p99 %.0f us (%d connections x %d in flight, %zu-byte messages, %zu-byte batches, acks=%d)\n",
+           "p99 %.0f us (%d connections x %d in flight, %zu-byte messages, %zu-byte batches, "
+           "acks=%d)\n",
            pmsgs, pmb, errors, p50, p99, opt.connections, opt.inflight, opt.msg_size,
            opt.batch_bytes, opt.acks);
     printf("fetch:   %.0f msgs/s, %.1f MB/s (%d connections)\n", (double)fmsgs / fdt, fmb,
@@ -563,11 +580,12 @@ int main(int argc, char **argv)
         printf("{\"produce_msgs_s\":%.0f,\"produce_mb_s\":%.1f,\"produce_errors\":%" PRIu64
                ",\"produce_p50_us\":%.0f,\"produce_p99_us\":%.0f,\"fetch_msgs_s\":%.0f,"
                "\"fetch_mb_s\":%.1f,\"sendfile_baseline_mb_s\":%.1f,\"fetch_ratio\":%.3f,"
-               "\"connections\":%d,\"producers\":%d,\"consumers\":%d,\"partitions\":%d,\"inflight\":%d,"
+               "\"connections\":%d,\"producers\":%d,\"consumers\":%d,\"partitions\":%d,"
+               "\"inflight\":%d,"
                "\"msg_size\":%zu,\"batch_bytes\":%zu,\"acks\":%d,\"reactor_mode\":\"%s\"}\n",
                pmsgs, pmb, errors, p50, p99, (double)fmsgs / fdt, fmb, base_mb,
-               base_mb > 0 ? fmb / base_mb : 0, opt.connections, opt.producers, opt.consumers, opt.partitions,
-               opt.inflight, opt.msg_size, opt.batch_bytes, opt.acks, opt.mode);
+               base_mb > 0 ? fmb / base_mb : 0, opt.connections, opt.producers, opt.consumers,
+               opt.partitions, opt.inflight, opt.msg_size, opt.batch_bytes, opt.acks, opt.mode);
     for (int i = 0; i < opt.producers; i++) {
         free(ps[i].frame);
         free(ps[i].rtt_ns);

@@ -29,7 +29,8 @@ static int spare_fd = -1; /* released to accept-and-close when out of fds */
  * fd, or -1 with err set. */
 static int listen_on(const char *host, int *port, int reuseport, sl_err_t *err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai;
     char ps[16];
@@ -248,7 +249,8 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
     if (n > 64) n = 64; /* the fetch watcher bitmask has 64 bits */
     b->nworkers = n;
 
-    store_opts_t so = {.dir = conf->log_dirs, .defaults = &conf->topic,
+    store_opts_t so = {.dir = conf->log_dirs,
+                       .defaults = &conf->topic,
                        .max_open_segments = (uint32_t)conf->max_open_segments};
     int rc = store_open(&so, &b->store, err);
     if (rc != SL_OK) goto fail;
@@ -302,7 +304,8 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
         w->listen_h = (reactor_handle_t){.fd = b->listen_fds[i], .fn = on_accept, .arg = w};
         reactor_add(w->r, &w->listen_h, REACTOR_IN);
         if (i == 0 && b->metrics_fd >= 0) {
-            w->metrics_h = (reactor_handle_t){.fd = b->metrics_fd, .fn = on_metrics_accept, .arg = w};
+            w->metrics_h =
+                (reactor_handle_t){.fd = b->metrics_fd, .fn = on_metrics_accept, .arg = w};
             reactor_add(w->r, &w->metrics_h, REACTOR_IN);
         }
         reactor_timer_init(&w->budget_timer, budget_tick, w);
@@ -317,8 +320,8 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
     if (pthread_create(&b->hk_thread, NULL, housekeeping, b) != 0)
         return sl_err_set(err, SL_ERR_UNKNOWN, "cannot start the housekeeping thread");
     b->start_ms = reactor_clock_ms();
-    log_info("net", "listening on %s:%d (sluice protocol, %d %s-triggered reactors)", host, port,
-             n, conf->reactor_edge ? "edge" : "level");
+    log_info("net", "listening on %s:%d (sluice protocol, %d %s-triggered reactors)", host, port, n,
+             conf->reactor_edge ? "edge" : "level");
     return SL_OK;
 fail:
     for (int i = 0; b->workers && i < n; i++) {
@@ -375,7 +378,8 @@ static void drain_check(void *arg)
 void broker_stop(broker_t *b)
 {
     log_info("broker", "stopping: draining %lld connections", (long long)atomic_load(&b->nconns));
-    for (int i = 0; i < b->nworkers; i++) reactor_post(b->workers[i].r, drain_start, &b->workers[i]);
+    for (int i = 0; i < b->nworkers; i++)
+        reactor_post(b->workers[i].r, drain_start, &b->workers[i]);
     /* Bounded: a worker that cannot drain in time is stopped anyway. */
     uint64_t deadline = reactor_clock_ms() + DRAIN_MS;
     for (int i = 0; i < b->nworkers; i++) {
@@ -406,8 +410,10 @@ void broker_stop(broker_t *b)
         pending += w->pending_flushes;
     }
     if (pending) {
-        log_error("broker", "%d acks=all requests still wait for the disk; stopping without a "
-                  "clean shutdown (the next start recovers)", pending);
+        log_error("broker",
+                  "%d acks=all requests still wait for the disk; stopping without a "
+                  "clean shutdown (the next start recovers)",
+                  pending);
         store_crash(b->store);
     } else {
         store_close(b->store);

@@ -32,17 +32,19 @@ typedef struct worker {
     int id;
     reactor_t *r;
     pthread_t thread;
-    reactor_handle_t listen_h;   /* Sluice's protocol */
-    reactor_handle_t metrics_h;  /* worker 0 only */
-    conn_t *conns;               /* all connections of this worker */
+    reactor_handle_t listen_h;  /* Sluice's protocol */
+    reactor_handle_t metrics_h; /* worker 0 only */
+    conn_t *conns;              /* all connections of this worker */
     size_t nconns;
-    conn_t *paused;              /* connections waiting for the global budget */
+    conn_t *paused; /* connections waiting for the global budget */
     reactor_timer_t budget_timer;
     reactor_timer_t idle_timer;
-    fetch_wait_t *waits;         /* long-polling fetches */
+    fetch_wait_t *waits; /* long-polling fetches */
     int draining;
     int pending_flushes;
-    uint8_t *scratch;            /* read buffer shared by this worker's connections */         /* acks=all produces waiting for the flusher */
+    uint8_t *scratch;
+        /* read buffer shared by this worker's connections */ /* acks=all produces waiting for the
+                                                                 flusher */
     metrics_worker_t m;
 } worker_t;
 
@@ -52,9 +54,9 @@ struct broker {
     worker_t *workers;
     int nworkers;
     char host[256];
-    int port;                    /* the bound port (resolved when 0 was asked) */
+    int port; /* the bound port (resolved when 0 was asked) */
     int metrics_port;
-    int listen_fds[256];         /* one per worker, SO_REUSEPORT */
+    int listen_fds[256]; /* one per worker, SO_REUSEPORT */
     int metrics_fd;
     _Atomic int64_t inflight_bytes; /* global budget use (queued.max.request.bytes) */
     _Atomic int64_t nconns;

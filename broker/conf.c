@@ -8,13 +8,13 @@
 
 #include "log.h"
 
-#define O(f) offsetof(broker_conf_t, f)
-#define T(f) (offsetof(broker_conf_t, topic) + offsetof(sl_log_conf_t, f))
-#define STR(f) CONF_STRING, O(f), sizeof(((broker_conf_t *)0)->f), 0, 0
-#define INT(f, lo, hi) CONF_INT, O(f), 0, lo, hi
+#define O(f)            offsetof(broker_conf_t, f)
+#define T(f)            (offsetof(broker_conf_t, topic) + offsetof(sl_log_conf_t, f))
+#define STR(f)          CONF_STRING, O(f), sizeof(((broker_conf_t *)0)->f), 0, 0
+#define INT(f, lo, hi)  CONF_INT, O(f), 0, lo, hi
 #define TINT(f, lo, hi) CONF_INT, T(f), 0, lo, hi
-#define BOOL(f) CONF_BOOL, O(f), 0, 0, 1
-#define ENUM(f) CONF_ENUM, O(f), 0, 0, 0
+#define BOOL(f)         CONF_BOOL, O(f), 0, 0, 1
+#define ENUM(f)         CONF_ENUM, O(f), 0, 0, 0
 
 static const conf_def_t table[] = {
     {"log.dirs", STR(log_dirs), "./data", NULL, "Data directory (one)."},
@@ -32,12 +32,11 @@ static const conf_def_t table[] = {
      "Connections accepted at once; more are closed on accept."},
     {"connections.max.idle.ms", INT(connections_max_idle_ms, 0, INT64_MAX), "600000", NULL,
      "Close a connection idle this long; 0 never."},
-    {"max.connection.output.bytes", INT(max_connection_output_bytes, 4096, 1LL << 40),
-     "8388608", NULL,
+    {"max.connection.output.bytes", INT(max_connection_output_bytes, 4096, 1LL << 40), "8388608",
+     NULL,
      "Queued response bytes (memory and file ranges) at which a connection stops being read "
      "until its client catches up."},
-    {"queued.max.request.bytes", INT(queued_max_request_bytes, 65536, 1LL << 40), "268435456",
-     NULL,
+    {"queued.max.request.bytes", INT(queued_max_request_bytes, 65536, 1LL << 40), "268435456", NULL,
      "Global budget of request and response bytes in memory; over it, reactors stop reading "
      "sockets until it frees."},
     {"auto.create.topics.enable", BOOL(auto_create_topics), "true", NULL,
@@ -49,8 +48,8 @@ static const conf_def_t table[] = {
      "validation always runs)."},
     {"fetch.max.wait.cap.ms", INT(fetch_max_wait_cap_ms, 0, 3600000), "30000", NULL,
      "Upper bound on a fetch's max_wait_ms."},
-    {"log.retention.check.interval.ms", INT(retention_check_interval_ms, 100, INT64_MAX),
-     "300000", NULL, "How often housekeeping applies retention and segment.ms rolls."},
+    {"log.retention.check.interval.ms", INT(retention_check_interval_ms, 100, INT64_MAX), "300000",
+     NULL, "How often housekeeping applies retention and segment.ms rolls."},
     {"log.max.open.segments", INT(max_open_segments, 16, 10000000), "1024", NULL,
      "Segment files kept open at once (an LRU); the rest are opened on use."},
     {"log.level", ENUM(log_level), "info", "error|warn|info|debug", "Log verbosity."},
@@ -64,8 +63,8 @@ static const conf_def_t table[] = {
      "Default retention.bytes of topics."},
     {"log.index.interval.bytes", TINT(index_interval_bytes, 0, INT32_MAX), "4096", NULL,
      "Default index.interval.bytes of topics."},
-    {"log.flush.interval.messages", TINT(flush_messages, 1, INT64_MAX), "9223372036854775807",
-     NULL, "Default flush.messages of topics."},
+    {"log.flush.interval.messages", TINT(flush_messages, 1, INT64_MAX), "9223372036854775807", NULL,
+     "Default flush.messages of topics."},
     {"log.flush.interval.ms", TINT(flush_ms, 0, INT64_MAX), "9223372036854775807", NULL,
      "Default flush.ms of topics."},
     {"message.max.bytes", TINT(max_message_bytes, 64, 256LL * 1024 * 1024), "1048588", NULL,
@@ -154,8 +153,10 @@ int broker_conf_set(broker_conf_t *c, const char *key, const char *value, sl_err
                               (long long)d->min, (long long)d->max);
         break;
     case CONF_BOOL:
-        if (strcmp(value, "true") == 0) v = 1;
-        else if (strcmp(value, "false") == 0) v = 0;
+        if (strcmp(value, "true") == 0)
+            v = 1;
+        else if (strcmp(value, "false") == 0)
+            v = 0;
         else
             return sl_err_set(err, SL_ERR_INVALID_CONFIG, "%s: \"%s\" is not true or false", key,
                               value);
@@ -163,8 +164,8 @@ int broker_conf_set(broker_conf_t *c, const char *key, const char *value, sl_err
     case CONF_ENUM:
         v = enum_index(d->values, value);
         if (v < 0)
-            return sl_err_set(err, SL_ERR_INVALID_CONFIG, "%s: \"%s\" is not one of %s", key,
-                              value, d->values);
+            return sl_err_set(err, SL_ERR_INVALID_CONFIG, "%s: \"%s\" is not one of %s", key, value,
+                              d->values);
         break;
     }
     *(int64_t *)(base + d->offset) = v;

@@ -17,9 +17,9 @@
 /* Per wake-up caps, so one busy peer cannot starve the others on its
  * worker; past them the connection re-queues itself (edge mode gets no new
  * event for data already there). */
-#define READ_BUDGET (1u << 20)
+#define READ_BUDGET  (1u << 20)
 #define WRITE_BUDGET (4u << 20)
-#define ARENA_LIMIT (8u << 20)
+#define ARENA_LIMIT  (8u << 20)
 
 static uint64_t next_id;
 
@@ -30,8 +30,10 @@ static void free_nodes(conn_t *c, onode_t *n)
 {
     while (n) {
         onode_t *next = n->next;
-        if (n->is_file) seg_range_release(&n->range);
-        else free(n->mem);
+        if (n->is_file)
+            seg_range_release(&n->range);
+        else
+            free(n->mem);
         free(n);
         n = next;
     }
@@ -108,8 +110,10 @@ void conn_close(conn_t *c, const char *why)
     reactor_del(w->r, &c->h);
     close(c->h.fd);
     unpause(c);
-    if (c->prev) c->prev->next = c->next;
-    else w->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     w->nconns--;
     atomic_fetch_sub(&w->b->nconns, 1);
@@ -132,8 +136,10 @@ slot_t *conn_slot(conn_t *c)
 {
     slot_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    if (c->stail) c->stail->next = s;
-    else c->shead = s;
+    if (c->stail)
+        c->stail->next = s;
+    else
+        c->shead = s;
     c->stail = s;
     c->nslots++;
     return s;
@@ -150,8 +156,10 @@ static onode_t *node_mem(uint8_t *mem, size_t len)
 
 static void slot_push(slot_t *s, onode_t *n)
 {
-    if (s->tail) s->tail->next = n;
-    else s->head = n;
+    if (s->tail)
+        s->tail->next = n;
+    else
+        s->head = n;
     s->tail = n;
 }
 
@@ -217,8 +225,10 @@ static void take_ready(conn_t *c)
         if (!c->shead) c->stail = NULL;
         c->nslots--;
         if (s->head) {
-            if (c->otail) c->otail->next = s->head;
-            else c->ohead = s->head;
+            if (c->otail)
+                c->otail->next = s->head;
+            else
+                c->ohead = s->head;
             c->otail = s->tail;
         }
         free(s);
@@ -299,7 +309,8 @@ static void write_out(conn_t *c)
             if (left > (1u << 30)) left = 1u << 30;
             n = sendfile(c->h.fd, o->range.fd, &pos, left);
             if (n == 0) {
-                log_error("conn", "#%" PRIu64 ": sendfile of %s.log at %lld returned 0: file "
+                log_error("conn",
+                          "#%" PRIu64 ": sendfile of %s.log at %lld returned 0: file "
                           "truncated under a reader",
                           c->id, o->range.seg ? o->range.seg->path : "?", (long long)pos);
                 conn_close(c, "segment file truncated");
@@ -351,8 +362,8 @@ static size_t process(conn_t *c, uint8_t *buf, size_t len, int *stop)
         if (rc == SL_ERR_PARTIAL) break;
         if (rc != SL_OK) {
             char why[128];
-            snprintf(why, sizeof why, "%s: frame length %u (max.request.size %u)",
-                     sl_code_name(rc), len - off >= 4 ? sl_be32(buf + off) : 0, max);
+            snprintf(why, sizeof why, "%s: frame length %u (max.request.size %u)", sl_code_name(rc),
+                     len - off >= 4 ? sl_be32(buf + off) : 0, max);
             met_add(&c->w->m.protocol_errors, 1);
             conn_close(c, why);
             *stop = 1;
@@ -387,8 +398,10 @@ static int keep_rest(conn_t *c, const uint8_t *buf, size_t len)
     if (c->in_cap < want) {
         uint8_t *n = malloc(want);
         if (!n) return -1;
-        if (buf != c->in) memcpy(n, buf, len);
-        else memcpy(n, c->in, len);
+        if (buf != c->in)
+            memcpy(n, buf, len);
+        else
+            memcpy(n, c->in, len);
         free(c->in);
         broker_budget_add(c->w->b, (int64_t)want - c->in_budget);
         c->in_budget = (int64_t)want;
@@ -505,8 +518,10 @@ static void on_io(void *arg, uint32_t ev)
     conn_ref(c);
     if (ev & REACTOR_OUT) write_out(c);
     if (!c->closed && (ev & REACTOR_IN)) {
-        if (c->paused || over_cap(c) || c->close_after_write) c->want_read = 1;
-        else read_in(c);
+        if (c->paused || over_cap(c) || c->close_after_write)
+            c->want_read = 1;
+        else
+            read_in(c);
     }
     conn_unref(c);
 }

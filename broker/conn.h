@@ -28,9 +28,9 @@
 typedef struct onode {
     struct onode *next;
     int is_file;
-    uint8_t *mem;       /* memory: the bytes */
-    size_t off, len;    /* bytes [off, len) left to send (file: offsets in the range) */
-    seg_range_t range;  /* file */
+    uint8_t *mem;      /* memory: the bytes */
+    size_t off, len;   /* bytes [off, len) left to send (file: offsets in the range) */
+    seg_range_t range; /* file */
 } onode_t;
 
 /* A response slot. */
@@ -44,28 +44,28 @@ typedef struct slot {
 struct conn {
     reactor_handle_t h;
     worker_t *w;
-    conn_t *next, *prev;     /* worker's list */
+    conn_t *next, *prev; /* worker's list */
     conn_t *next_paused;
     uint64_t id;
     char peer[64];
     int refs;
     int closed;
-    int close_after_write;   /* the stream is no longer trusted: close once answered */
-    int paused;              /* on the worker's paused list (global budget) */
-    int want_read;           /* input left unread because of a budget or cap */
+    int close_after_write; /* the stream is no longer trusted: close once answered */
+    int paused;            /* on the worker's paused list (global budget) */
+    int want_read;         /* input left unread because of a budget or cap */
     /* input */
     uint8_t *in;
     size_t in_len, in_cap;
-    int64_t in_budget;       /* bytes of in_cap counted in the global budget */
+    int64_t in_budget; /* bytes of in_cap counted in the global budget */
     /* decode arena */
     sl_arena_t arena;
     uint8_t arena_block[2048];
     /* responses */
     slot_t *shead, *stail;
     uint32_t nslots;
-    onode_t *ohead, *otail;  /* ready to write */
-    uint64_t out_bytes;      /* queued bytes: slots + chain */
-    int64_t out_budget;      /* memory bytes of out counted in the global budget */
+    onode_t *ohead, *otail; /* ready to write */
+    uint64_t out_bytes;     /* queued bytes: slots + chain */
+    int64_t out_budget;     /* memory bytes of out counted in the global budget */
     uint64_t last_active_ms;
 };
 

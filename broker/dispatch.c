@@ -15,8 +15,8 @@ uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
 }
 
-int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create,
-                       partition_t **out, sl_err_t *err)
+int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create, partition_t **out,
+                       sl_err_t *err)
 {
     store_t *s = c->w->b->store;
     int rc = store_validate_topic_name(topic, err);
@@ -25,8 +25,8 @@ int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create
     if (rc == SL_ERR_UNKNOWN_TOPIC_OR_PARTITION && auto_create &&
         c->w->b->conf.auto_create_topics &&
         store_topic_info(s, topic, NULL, NULL, NULL, NULL) != SL_OK) {
-        int crc = store_topic_create(s, topic, (int32_t)c->w->b->conf.num_partitions, NULL, NULL,
-                                     0, err);
+        int crc =
+            store_topic_create(s, topic, (int32_t)c->w->b->conf.num_partitions, NULL, NULL, 0, err);
         if (crc == SL_OK)
             log_info("topics", "auto-created topic %s with %lld partitions", topic,
                      (long long)c->w->b->conf.num_partitions);
@@ -51,7 +51,7 @@ static void reply(conn_t *c, const sl_request_t *req, int code, const char *msg,
 
 #define DECODE(type, name, desc)                                                                   \
     sl_err_t err;                                                                                  \
-    type *name = (type *)sl_body_decode(&desc, req->body, req->body_len, &c->arena, &err);        \
+    type *name = (type *)sl_body_decode(&desc, req->body, req->body_len, &c->arena, &err);         \
     if (!name) {                                                                                   \
         reply(c, req, SL_ERR_INVALID_REQUEST, err.msg, NULL);                                      \
         return;                                                                                    \
@@ -62,8 +62,8 @@ static void h_hello(conn_t *c, const sl_request_t *req)
     DECODE(Sluice__HelloRequest, m, sluice__hello_request__descriptor);
     if (m->min_version > SL_PROTOCOL_VERSION || (m->max_version && m->max_version < 1)) {
         char msg[128];
-        snprintf(msg, sizeof msg, "client speaks versions %u..%u, broker %d..%d",
-                 m->min_version, m->max_version, 1, SL_PROTOCOL_VERSION);
+        snprintf(msg, sizeof msg, "client speaks versions %u..%u, broker %d..%d", m->min_version,
+                 m->max_version, 1, SL_PROTOCOL_VERSION);
         reply(c, req, SL_ERR_INVALID_REQUEST, msg, NULL);
         return;
     }
@@ -173,8 +173,8 @@ static void h_create_topic(conn_t *c, const sl_request_t *req)
         reply(c, req, rc, err.msg, NULL);
         return;
     }
-    log_info("topics", "created topic %s with %d partitions (#%" PRIu64 " %s)", m->name, np,
-             c->id, c->peer);
+    log_info("topics", "created topic %s with %d partitions (#%" PRIu64 " %s)", m->name, np, c->id,
+             c->peer);
     Sluice__CreateTopicResponse r = SLUICE__CREATE_TOPIC_RESPONSE__INIT;
     r.partitions = np;
     reply(c, req, SL_OK, NULL, &r.base);
@@ -206,15 +206,20 @@ static void h_list_offsets(conn_t *c, const sl_request_t *req)
     Sluice__ListOffsetsResponse r = SLUICE__LIST_OFFSETS_RESPONSE__INIT;
     r.log_start_offset = partition_log_start(p);
     r.log_end_offset = partition_log_end(p);
-    if (m->timestamp == -1) r.offset = r.log_end_offset;
-    else if (m->timestamp == -2) r.offset = r.log_start_offset;
+    if (m->timestamp == -1)
+        r.offset = r.log_end_offset;
+    else if (m->timestamp == -2)
+        r.offset = r.log_start_offset;
     else if (m->timestamp < 0)
         rc = sl_err_set(&err, SL_ERR_INVALID_REQUEST, "timestamp %" PRId64 " is not -1, -2 or >= 0",
                         m->timestamp);
-    else rc = partition_offset_for_time(p, m->timestamp, &r.offset, &err);
+    else
+        rc = partition_offset_for_time(p, m->timestamp, &r.offset, &err);
     partition_unref(p);
-    if (rc != SL_OK) reply(c, req, rc, err.msg, NULL);
-    else reply(c, req, SL_OK, NULL, &r.base);
+    if (rc != SL_OK)
+        reply(c, req, rc, err.msg, NULL);
+    else
+        reply(c, req, SL_OK, NULL, &r.base);
 }
 
 void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total)
@@ -225,18 +230,34 @@ void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total)
     sl_err_t err;
     if (sl_request_decode(frame, total, &c->arena, &req, &err) != SL_OK) {
         slot_t *s = conn_slot(c);
-        if (!s) conn_close(c, "out of memory");
-        else conn_fail(c, s, 0, 0, SL_ERR_INVALID_REQUEST, err.msg);
+        if (!s)
+            conn_close(c, "out of memory");
+        else
+            conn_fail(c, s, 0, 0, SL_ERR_INVALID_REQUEST, err.msg);
         return;
     }
     switch (req.hdr->api) {
-    case SLUICE__API_KEY__HELLO: h_hello(c, &req); break;
-    case SLUICE__API_KEY__METADATA: h_metadata(c, &req); break;
-    case SLUICE__API_KEY__CREATE_TOPIC: h_create_topic(c, &req); break;
-    case SLUICE__API_KEY__DELETE_TOPIC: h_delete_topic(c, &req); break;
-    case SLUICE__API_KEY__PRODUCE: h_produce(c, &req, t0); break;
-    case SLUICE__API_KEY__FETCH: h_fetch(c, &req, t0); break;
-    case SLUICE__API_KEY__LIST_OFFSETS: h_list_offsets(c, &req); break;
+    case SLUICE__API_KEY__HELLO:
+        h_hello(c, &req);
+        break;
+    case SLUICE__API_KEY__METADATA:
+        h_metadata(c, &req);
+        break;
+    case SLUICE__API_KEY__CREATE_TOPIC:
+        h_create_topic(c, &req);
+        break;
+    case SLUICE__API_KEY__DELETE_TOPIC:
+        h_delete_topic(c, &req);
+        break;
+    case SLUICE__API_KEY__PRODUCE:
+        h_produce(c, &req, t0);
+        break;
+    case SLUICE__API_KEY__FETCH:
+        h_fetch(c, &req, t0);
+        break;
+    case SLUICE__API_KEY__LIST_OFFSETS:
+        h_list_offsets(c, &req);
+        break;
     default: {
         char msg[64];
         snprintf(msg, sizeof msg, "unknown request type %d", (int)req.hdr->api);

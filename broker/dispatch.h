@@ -22,8 +22,8 @@ void h_fetch(conn_t *c, const sl_request_t *req, uint64_t t0_us);
 
 /* Looks a partition up for a request; with auto_create, creates a missing
  * topic (num.partitions) first. Returns SL_OK with a reference in *out. */
-int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create,
-                       partition_t **out, sl_err_t *err);
+int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create, partition_t **out,
+                       sl_err_t *err);
 
 /* Waiting fetches: called on the worker when a partition it watches grew,
  * and on shutdown. */

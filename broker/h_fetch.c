@@ -60,8 +60,10 @@ static void remove_wait(fetch_wait_t *fw)
 {
     worker_t *w = fw->w;
     reactor_timer_stop(w->r, &fw->timer);
-    if (fw->prev) fw->prev->next = fw->next;
-    else w->waits = fw->next;
+    if (fw->prev)
+        fw->prev->next = fw->next;
+    else
+        w->waits = fw->next;
     if (fw->next) fw->next->prev = fw->prev;
     int others = 0;
     for (fetch_wait_t *o = w->waits; o && !others; o = o->next) others = o->p == fw->p;
@@ -84,9 +86,9 @@ void fetch_waits_check(worker_t *w, partition_t *p)
     fetch_wait_t *fw = w->waits;
     while (fw) {
         fetch_wait_t *next = fw->next;
-        if (fw->p == p && (fw->c->closed || try_answer(fw->c, fw->slot, fw->p, fw->offset,
-                                                       fw->max_bytes, fw->min_bytes, fw->corr,
-                                                       fw->t0_us, 0)))
+        if (fw->p == p &&
+            (fw->c->closed || try_answer(fw->c, fw->slot, fw->p, fw->offset, fw->max_bytes,
+                                         fw->min_bytes, fw->corr, fw->t0_us, 0)))
             remove_wait(fw);
         fw = next;
     }

@@ -118,7 +118,8 @@ void h_produce(conn_t *c, const sl_request_t *req, uint64_t t0_us)
             const uint8_t *q = req->payload, *end = req->payload + req->payload_len;
             while (rc == SL_OK && q < end) {
                 uint64_t sz = end - q >= 12 ? sl_batch_total_size(q) : 0;
-                if (sz < SL_BATCH_HEADER_SIZE || sz > (uint64_t)(end - q)) break; /* append says why */
+                if (sz < SL_BATCH_HEADER_SIZE || sz > (uint64_t)(end - q))
+                    break; /* append says why */
                 rc = sl_batch_validate_deep(q, (size_t)sz, &lim, &err);
                 q += sz;
             }
@@ -129,8 +130,7 @@ void h_produce(conn_t *c, const sl_request_t *req, uint64_t t0_us)
     }
     if (rc != SL_OK) {
         if (p) partition_unref(p);
-        log_debug("produce", "#%" PRIu64 " %s: %s: %s", c->id, c->peer, sl_code_name(rc),
-                  err.msg);
+        log_debug("produce", "#%" PRIu64 " %s: %s: %s", c->id, c->peer, sl_code_name(rc), err.msg);
         if (acks == 0) {
             met_request(&c->w->m, SLUICE__API_KEY__PRODUCE, rc);
             char why[300];
@@ -161,8 +161,8 @@ void h_produce(conn_t *c, const sl_request_t *req, uint64_t t0_us)
     produce_wait_t *pw = calloc(1, sizeof *pw);
     if (!pw) {
         partition_unref(p);
-        conn_respond(c, slot, SLUICE__API_KEY__PRODUCE, corr, SL_ERR_NOMEM, "out of memory",
-                     NULL, NULL);
+        conn_respond(c, slot, SLUICE__API_KEY__PRODUCE, corr, SL_ERR_NOMEM, "out of memory", NULL,
+                     NULL);
         return;
     }
     pw->c = c;

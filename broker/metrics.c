@@ -14,10 +14,9 @@
 #include "log.h"
 
 /* Error codes tracked per api; anything else counts as "other". */
-static const int codes[MET_CODES] = {0,  1,  2,  3,  7,  10, 17, 18,
-                                     21, 36, 37, 40, 42, 56, 87, -1};
-static const char *api_names[MET_APIS] = {"none",    "hello",   "metadata", "create_topic",
-                                          "delete_topic", "produce", "fetch", "list_offsets"};
+static const int codes[MET_CODES] = {0, 1, 2, 3, 7, 10, 17, 18, 21, 36, 37, 40, 42, 56, 87, -1};
+static const char *api_names[MET_APIS] = {"none",         "hello",   "metadata", "create_topic",
+                                          "delete_topic", "produce", "fetch",    "list_offsets"};
 
 void met_observe(met_hist_t *h, uint64_t us)
 {
@@ -99,7 +98,8 @@ static void hist(buf_t *o, broker_t *b, const char *name, const char *help, size
 static uint64_t sum_at(broker_t *b, size_t off)
 {
     uint64_t s = 0;
-    for (int w = 0; w < b->nworkers; w++) s += ld((_Atomic uint64_t *)((char *)&b->workers[w].m + off));
+    for (int w = 0; w < b->nworkers; w++)
+        s += ld((_Atomic uint64_t *)((char *)&b->workers[w].m + off));
     return s;
 }
 #define SUM(field) sum_at(b, offsetof(metrics_worker_t, field))
@@ -113,19 +113,24 @@ static void part_line(void *arg, partition_t *p)
         partition_topic(p), partition_id(p), (long long)st.log_end);
     out(o, "sluice_partition_log_start_offset{topic=\"%s\",partition=\"%d\"} %lld\n",
         partition_topic(p), partition_id(p), (long long)st.log_start);
-    out(o, "sluice_partition_size_bytes{topic=\"%s\",partition=\"%d\"} %llu\n",
-        partition_topic(p), partition_id(p), (unsigned long long)st.size_bytes);
+    out(o, "sluice_partition_size_bytes{topic=\"%s\",partition=\"%d\"} %llu\n", partition_topic(p),
+        partition_id(p), (unsigned long long)st.size_bytes);
 }
 
 char *metrics_render(broker_t *b, size_t *len)
 {
     buf_t o = {malloc(16384), 0, 16384, 0};
     if (!o.p) return NULL;
-    out(&o, "# HELP sluice_connections Open client connections.\n# TYPE sluice_connections gauge\n");
+    out(&o,
+        "# HELP sluice_connections Open client connections.\n# TYPE sluice_connections gauge\n");
     out(&o, "sluice_connections %lld\n", (long long)atomic_load(&b->nconns));
-    out(&o, "# TYPE sluice_connections_accepted_total counter\nsluice_connections_accepted_total %llu\n",
+    out(&o,
+        "# TYPE sluice_connections_accepted_total counter\nsluice_connections_accepted_total "
+        "%llu\n",
         (unsigned long long)SUM(accepted));
-    out(&o, "# TYPE sluice_connections_rejected_total counter\nsluice_connections_rejected_total %llu\n",
+    out(&o,
+        "# TYPE sluice_connections_rejected_total counter\nsluice_connections_rejected_total "
+        "%llu\n",
         (unsigned long long)SUM(rejected));
     out(&o, "# TYPE sluice_protocol_errors_total counter\nsluice_protocol_errors_total %llu\n",
         (unsigned long long)SUM(protocol_errors));
@@ -145,15 +150,17 @@ char *metrics_render(broker_t *b, size_t *len)
         (unsigned long long)SUM(bytes_out));
     out(&o, "# TYPE sluice_inflight_bytes gauge\nsluice_inflight_bytes %lld\n",
         (long long)atomic_load(&b->inflight_bytes));
-    hist(&o, b, "sluice_produce_latency_seconds", "Produce request to response (acks=all: after fsync).",
+    hist(&o, b, "sluice_produce_latency_seconds",
+         "Produce request to response (acks=all: after fsync).",
          offsetof(metrics_worker_t, produce_us));
     hist(&o, b, "sluice_fetch_latency_seconds", "Fetch request to response (long polls included).",
          offsetof(metrics_worker_t, fetch_us));
     flusher_stats_t fs;
     flusher_get_stats(store_flusher(b->store), &fs);
-    out(&o, "# HELP sluice_flush_seconds Time in fdatasync per partition flush.\n"
-            "# TYPE sluice_flush_seconds summary\nsluice_flush_seconds_sum %g\n"
-            "sluice_flush_seconds_count %llu\n",
+    out(&o,
+        "# HELP sluice_flush_seconds Time in fdatasync per partition flush.\n"
+        "# TYPE sluice_flush_seconds summary\nsluice_flush_seconds_sum %g\n"
+        "sluice_flush_seconds_count %llu\n",
         (double)fs.flush_ns_sum / 1e9, (unsigned long long)fs.flushes);
     out(&o, "# TYPE sluice_flush_waits_total counter\nsluice_flush_waits_total %llu\n",
         (unsigned long long)fs.waits_done);
@@ -226,7 +233,8 @@ static void http_io(void *arg, uint32_t ev)
         if (!strstr(x->req, "\r\n\r\n") && !strstr(x->req, "\n\n")) return;
         size_t blen = 0;
         char *body = NULL;
-        int ok = strncmp(x->req, "GET /metrics ", 13) == 0 || strncmp(x->req, "GET /metrics?", 13) == 0;
+        int ok =
+            strncmp(x->req, "GET /metrics ", 13) == 0 || strncmp(x->req, "GET /metrics?", 13) == 0;
         if (ok) body = metrics_render(x->w->b, &blen);
         const char *status = ok ? (body ? "200 OK" : "500 Internal Server Error") : "404 Not Found";
         if (!body) {

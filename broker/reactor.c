@@ -85,7 +85,7 @@ reactor_t *reactor_new(int edge)
     if (epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->evfd, &ev) < 0) goto fail;
     r->now_ms = reactor_clock_ms();
     return r;
-fail: {
+fail : {
     int e = errno;
     reactor_free(r);
     errno = e;
@@ -113,7 +113,8 @@ int reactor_is_edge(const reactor_t *r)
 static uint32_t to_epoll(const reactor_t *r, uint32_t interest)
 {
     if (r->edge) return EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    return (interest & REACTOR_IN ? EPOLLIN | EPOLLRDHUP : 0) | (interest & REACTOR_OUT ? EPOLLOUT : 0);
+    return (interest & REACTOR_IN ? EPOLLIN | EPOLLRDHUP : 0) |
+           (interest & REACTOR_OUT ? EPOLLOUT : 0);
 }
 
 int reactor_add(reactor_t *r, reactor_handle_t *h, uint32_t interest)
@@ -291,7 +292,8 @@ int reactor_run(reactor_t *r)
     struct epoll_event evs[256];
     while (!atomic_load(&r->stop)) {
         int timeout = -1;
-        if (r->deferred.n > 0) timeout = 0;
+        if (r->deferred.n > 0)
+            timeout = 0;
         else if (r->nheap > 0) {
             uint64_t now = reactor_clock_ms();
             uint64_t d = r->heap[0]->deadline_ms;

@@ -23,7 +23,7 @@
 
 typedef struct reactor reactor_t;
 
-#define REACTOR_IN 1u
+#define REACTOR_IN  1u
 #define REACTOR_OUT 2u
 #define REACTOR_ERR 4u /* error or hang-up; handlers also see IN|OUT so they find it */
 

@@ -22,35 +22,35 @@
 
 #include "errors.h"
 
-#define SL_BATCH_HEADER_SIZE 61
+#define SL_BATCH_HEADER_SIZE  61
 #define SL_BATCH_LOG_OVERHEAD 12 /* baseOffset + batchLength, before the length's span */
-#define SL_BATCH_MAGIC 2
+#define SL_BATCH_MAGIC        2
 
 /* Field offsets. */
-#define SL_BATCH_OFF_BASE_OFFSET 0
-#define SL_BATCH_OFF_LENGTH 8
-#define SL_BATCH_OFF_LEADER_EPOCH 12
-#define SL_BATCH_OFF_MAGIC 16
-#define SL_BATCH_OFF_CRC 17
-#define SL_BATCH_OFF_ATTRIBUTES 21
+#define SL_BATCH_OFF_BASE_OFFSET       0
+#define SL_BATCH_OFF_LENGTH            8
+#define SL_BATCH_OFF_LEADER_EPOCH      12
+#define SL_BATCH_OFF_MAGIC             16
+#define SL_BATCH_OFF_CRC               17
+#define SL_BATCH_OFF_ATTRIBUTES        21
 #define SL_BATCH_OFF_LAST_OFFSET_DELTA 23
-#define SL_BATCH_OFF_BASE_TIMESTAMP 27
-#define SL_BATCH_OFF_MAX_TIMESTAMP 35
-#define SL_BATCH_OFF_PRODUCER_ID 43
-#define SL_BATCH_OFF_PRODUCER_EPOCH 51
-#define SL_BATCH_OFF_BASE_SEQUENCE 53
-#define SL_BATCH_OFF_RECORDS_COUNT 57
+#define SL_BATCH_OFF_BASE_TIMESTAMP    27
+#define SL_BATCH_OFF_MAX_TIMESTAMP     35
+#define SL_BATCH_OFF_PRODUCER_ID       43
+#define SL_BATCH_OFF_PRODUCER_EPOCH    51
+#define SL_BATCH_OFF_BASE_SEQUENCE     53
+#define SL_BATCH_OFF_RECORDS_COUNT     57
 
 /* attributes */
-#define SL_BATCH_COMPRESSION_MASK 0x07
-#define SL_COMPRESSION_NONE 0
-#define SL_COMPRESSION_GZIP 1
-#define SL_COMPRESSION_SNAPPY 2
-#define SL_COMPRESSION_LZ4 3
-#define SL_COMPRESSION_ZSTD 4
+#define SL_BATCH_COMPRESSION_MASK     0x07
+#define SL_COMPRESSION_NONE           0
+#define SL_COMPRESSION_GZIP           1
+#define SL_COMPRESSION_SNAPPY         2
+#define SL_COMPRESSION_LZ4            3
+#define SL_COMPRESSION_ZSTD           4
 #define SL_BATCH_ATTR_LOG_APPEND_TIME 0x08
-#define SL_BATCH_ATTR_TRANSACTIONAL 0x10
-#define SL_BATCH_ATTR_CONTROL 0x20
+#define SL_BATCH_ATTR_TRANSACTIONAL   0x10
+#define SL_BATCH_ATTR_CONTROL         0x20
 
 /* Hard ceiling on one batch, whatever the configuration says: batchLength is
  * an i32 and a segment position a u32. Configured limits are lower. */
@@ -90,7 +90,7 @@ static inline void sl_put_be64(uint8_t *p, uint64_t v)
 /* The decoded fixed header of one batch. */
 typedef struct sl_batch_hdr {
     int64_t base_offset;
-    int32_t length;     /* batchLength: bytes after the length field */
+    int32_t length; /* batchLength: bytes after the length field */
     int32_t leader_epoch;
     int8_t magic;
     uint32_t crc;
@@ -118,7 +118,7 @@ void sl_batch_hdr_parse(const uint8_t *p, sl_batch_hdr_t *h);
 
 /* Limits for validation. */
 typedef struct sl_batch_limits {
-    uint32_t max_batch_bytes; /* whole batch incl. 12-byte overhead; 0 = SL_BATCH_MAX_SIZE */
+    uint32_t max_batch_bytes;        /* whole batch incl. 12-byte overhead; 0 = SL_BATCH_MAX_SIZE */
     uint32_t max_uncompressed_bytes; /* deep validation: cap on decompressed size;
                                         0 = 64 MiB */
 } sl_batch_limits_t;
@@ -140,8 +140,8 @@ int sl_batch_validate_produce(const sl_batch_hdr_t *h, sl_err_t *err);
 /* Validates a buffer holding one or more whole batches back to back, each
  * with sl_batch_validate; returns SL_OK and the number of batches in *n, or
  * the first batch's error. A trailing partial batch is CORRUPT_MESSAGE. */
-int sl_batch_validate_set(const uint8_t *buf, size_t len, const sl_batch_limits_t *lim,
-                          size_t *n, sl_err_t *err);
+int sl_batch_validate_set(const uint8_t *buf, size_t len, const sl_batch_limits_t *lim, size_t *n,
+                          sl_err_t *err);
 
 /* Deep validation: sl_batch_validate, then decompress (none or lz4; gzip,
  * snappy and zstd give UNSUPPORTED_COMPRESSION) and walk every record:

@@ -113,8 +113,7 @@ int sl_request_decode(const uint8_t *frame, uint32_t total, sl_arena_t *a, sl_re
     int rc = split(frame, total, &hp, &hl, err);
     if (rc != SL_OK) return rc;
     req->hdr = sluice__request_header__unpack(&a->pb, hl, hp);
-    if (!req->hdr)
-        return sl_err_set(err, SL_ERR_INVALID_REQUEST, "request header does not decode");
+    if (!req->hdr) return sl_err_set(err, SL_ERR_INVALID_REQUEST, "request header does not decode");
     uint32_t rest = total - SL_FRAME_PREFIX - hl;
     if (req->hdr->body_length > rest)
         return sl_err_set(err, SL_ERR_INVALID_REQUEST,

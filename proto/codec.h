@@ -21,8 +21,8 @@
 #include "sluice.pb-c.h"
 
 #define SL_PROTOCOL_VERSION 1
-#define SL_FRAME_PREFIX 8 /* u32 length + u32 header_length */
-#define SL_MAX_HEADER 1024
+#define SL_FRAME_PREFIX     8 /* u32 length + u32 header_length */
+#define SL_MAX_HEADER       1024
 
 /* ---- arena --------------------------------------------------------------- */
 

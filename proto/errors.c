@@ -7,30 +7,54 @@
 const char *sl_code_name(int code)
 {
     switch (code) {
-    case SL_ERR_PARTIAL: return "PARTIAL";
-    case SL_ERR_LOCKED: return "LOCKED";
-    case SL_ERR_EXISTS: return "EXISTS";
-    case SL_ERR_NOT_FOUND: return "NOT_FOUND";
-    case SL_ERR_INVALID_ARG: return "INVALID_ARGUMENT";
-    case SL_ERR_NOMEM: return "OUT_OF_MEMORY";
-    case SL_ERR_UNKNOWN: return "UNKNOWN_SERVER_ERROR";
-    case SL_OK: return "NONE";
-    case SL_ERR_OFFSET_OUT_OF_RANGE: return "OFFSET_OUT_OF_RANGE";
-    case SL_ERR_CORRUPT_MESSAGE: return "CORRUPT_MESSAGE";
-    case SL_ERR_UNKNOWN_TOPIC_OR_PARTITION: return "UNKNOWN_TOPIC_OR_PARTITION";
-    case SL_ERR_REQUEST_TIMED_OUT: return "REQUEST_TIMED_OUT";
-    case SL_ERR_MESSAGE_TOO_LARGE: return "MESSAGE_TOO_LARGE";
-    case SL_ERR_INVALID_TOPIC: return "INVALID_TOPIC_EXCEPTION";
-    case SL_ERR_RECORD_LIST_TOO_LARGE: return "RECORD_LIST_TOO_LARGE";
-    case SL_ERR_INVALID_REQUIRED_ACKS: return "INVALID_REQUIRED_ACKS";
-    case SL_ERR_TOPIC_ALREADY_EXISTS: return "TOPIC_ALREADY_EXISTS";
-    case SL_ERR_INVALID_PARTITIONS: return "INVALID_PARTITIONS";
-    case SL_ERR_INVALID_CONFIG: return "INVALID_CONFIG";
-    case SL_ERR_INVALID_REQUEST: return "INVALID_REQUEST";
-    case SL_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT: return "UNSUPPORTED_FOR_MESSAGE_FORMAT";
-    case SL_ERR_STORAGE: return "STORAGE_ERROR";
-    case SL_ERR_UNSUPPORTED_COMPRESSION: return "UNSUPPORTED_COMPRESSION_TYPE";
-    case SL_ERR_INVALID_RECORD: return "INVALID_RECORD";
+    case SL_ERR_PARTIAL:
+        return "PARTIAL";
+    case SL_ERR_LOCKED:
+        return "LOCKED";
+    case SL_ERR_EXISTS:
+        return "EXISTS";
+    case SL_ERR_NOT_FOUND:
+        return "NOT_FOUND";
+    case SL_ERR_INVALID_ARG:
+        return "INVALID_ARGUMENT";
+    case SL_ERR_NOMEM:
+        return "OUT_OF_MEMORY";
+    case SL_ERR_UNKNOWN:
+        return "UNKNOWN_SERVER_ERROR";
+    case SL_OK:
+        return "NONE";
+    case SL_ERR_OFFSET_OUT_OF_RANGE:
+        return "OFFSET_OUT_OF_RANGE";
+    case SL_ERR_CORRUPT_MESSAGE:
+        return "CORRUPT_MESSAGE";
+    case SL_ERR_UNKNOWN_TOPIC_OR_PARTITION:
+        return "UNKNOWN_TOPIC_OR_PARTITION";
+    case SL_ERR_REQUEST_TIMED_OUT:
+        return "REQUEST_TIMED_OUT";
+    case SL_ERR_MESSAGE_TOO_LARGE:
+        return "MESSAGE_TOO_LARGE";
+    case SL_ERR_INVALID_TOPIC:
+        return "INVALID_TOPIC_EXCEPTION";
+    case SL_ERR_RECORD_LIST_TOO_LARGE:
+        return "RECORD_LIST_TOO_LARGE";
+    case SL_ERR_INVALID_REQUIRED_ACKS:
+        return "INVALID_REQUIRED_ACKS";
+    case SL_ERR_TOPIC_ALREADY_EXISTS:
+        return "TOPIC_ALREADY_EXISTS";
+    case SL_ERR_INVALID_PARTITIONS:
+        return "INVALID_PARTITIONS";
+    case SL_ERR_INVALID_CONFIG:
+        return "INVALID_CONFIG";
+    case SL_ERR_INVALID_REQUEST:
+        return "INVALID_REQUEST";
+    case SL_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+        return "UNSUPPORTED_FOR_MESSAGE_FORMAT";
+    case SL_ERR_STORAGE:
+        return "STORAGE_ERROR";
+    case SL_ERR_UNSUPPORTED_COMPRESSION:
+        return "UNSUPPORTED_COMPRESSION_TYPE";
+    case SL_ERR_INVALID_RECORD:
+        return "INVALID_RECORD";
     }
     return "UNKNOWN_CODE";
 }

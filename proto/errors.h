@@ -57,8 +57,7 @@ const char *sl_code_name(int code);
 
 /* Records code and a printf-style message in *err (if err is not NULL) and
  * returns `code`, so callers can write `return sl_err_set(err, ...)`. */
-int sl_err_set(sl_err_t *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int sl_err_set(sl_err_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Like sl_err_set with SL_ERR_STORAGE, appending ": strerror(errnum)". */
 int sl_err_sys(sl_err_t *err, int errnum, const char *fmt, ...)

@@ -114,17 +114,21 @@ static long search(const idx_t *x, int64_t target, int strict, int is_time)
     size_t n = x->n;
     if (n == 0) return -1;
 #define KEY(i)                                                                                     \
-    (is_time ? (int64_t)le64(base + (i) * IDX_TIME_ENTRY)                                         \
-             : (int64_t)le32(base + (i) * IDX_OFFSET_ENTRY))
+    (is_time ? (int64_t)le64(base + (i)*IDX_TIME_ENTRY)                                            \
+             : (int64_t)le32(base + (i)*IDX_OFFSET_ENTRY))
 #define BELOW(k) (strict ? (k) < target : (k) <= target)
     size_t lo = 0, hi = n; /* answer in [lo-1, hi-1] */
     size_t warm = n > 1024 ? n - 1024 : 0;
-    if (warm > 0 && BELOW(KEY(warm))) lo = warm;
-    else if (warm > 0) hi = warm;
+    if (warm > 0 && BELOW(KEY(warm)))
+        lo = warm;
+    else if (warm > 0)
+        hi = warm;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (BELOW(KEY(mid))) lo = mid + 1;
-        else hi = mid;
+        if (BELOW(KEY(mid)))
+            lo = mid + 1;
+        else
+            hi = mid;
     }
 #undef KEY
 #undef BELOW

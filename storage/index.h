@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #define IDX_OFFSET_ENTRY 8
-#define IDX_TIME_ENTRY 12
+#define IDX_TIME_ENTRY   12
 
 typedef struct idx {
     uint8_t *heap;      /* entries when in heap mode */

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #define F(field) offsetof(sl_log_conf_t, field)
-#define DAY_MS (24LL * 3600 * 1000)
+#define DAY_MS   (24LL * 3600 * 1000)
 
 /* Bounds: segment positions are u32 in the offset index, hence segment.bytes
  * ≤ 2^31 - 1; a batch must fit in a segment. Defaults are Kafka's, except

@@ -259,8 +259,8 @@ int partition_append(partition_t *p, uint8_t *buf, size_t len, int64_t now_ms,
     int e = io_pwrite_all(a->fd, buf, len, (off_t)a->size);
     if (e < 0) {
         /* Cut whatever part was written, so the log ends at a batch boundary. */
-        rc = sl_err_sys(err, -e, "%s-%d: write %s.log @%" PRIu64, p->topic, p->id, a->path,
-                        a->size);
+        rc =
+            sl_err_sys(err, -e, "%s-%d: write %s.log @%" PRIu64, p->topic, p->id, a->path, a->size);
         if (sl_io->ftruncate(a->fd, (off_t)a->size) < 0) {
             p->failed = 1;
             snprintf(p->failed_msg, sizeof p->failed_msg,
@@ -313,8 +313,10 @@ static size_t find_seg(const partition_t *p, int64_t offset)
     size_t lo = 0, hi = p->nsegs;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (p->segs[mid]->base <= offset) lo = mid;
-        else hi = mid;
+        if (p->segs[mid]->base <= offset)
+            lo = mid;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -341,8 +343,8 @@ static int locate(partition_t *p, seg_t *s, int64_t offset, uint64_t *pos, uint6
         int64_t last = base + (int32_t)sl_be32(h + SL_BATCH_OFF_LAST_OFFSET_DELTA);
         uint64_t sz = sl_batch_total_size(h);
         if (sz < SL_BATCH_HEADER_SIZE || at + sz > s->size)
-            return sl_err_set(err, SL_ERR_CORRUPT_MESSAGE,
-                              "%s.log: bad batch length at %" PRIu64, s->path, at);
+            return sl_err_set(err, SL_ERR_CORRUPT_MESSAGE, "%s.log: bad batch length at %" PRIu64,
+                              s->path, at);
         if (last >= offset) {
             *pos = at;
             *bsize = sz;
@@ -372,14 +374,15 @@ int partition_read(partition_t *p, int64_t offset, uint64_t max_bytes, seg_range
     }
     if (offset < start || offset > leo) {
         rc = sl_err_set(err, SL_ERR_OFFSET_OUT_OF_RANGE,
-                        "%s-%d: offset %" PRId64 " is outside [%" PRId64 ", %" PRId64 "]",
-                        p->topic, p->id, offset, start, leo);
+                        "%s-%d: offset %" PRId64 " is outside [%" PRId64 ", %" PRId64 "]", p->topic,
+                        p->id, offset, start, leo);
         goto out;
     }
     if (offset == leo) goto out;
     seg_t *s = p->segs[find_seg(p, offset)];
     /* An offset past the last batch of a closed segment lives in the next. */
-    if (offset >= s->next_offset && s != p->segs[p->nsegs - 1]) s = p->segs[find_seg(p, s->next_offset)];
+    if (offset >= s->next_offset && s != p->segs[p->nsegs - 1])
+        s = p->segs[find_seg(p, s->next_offset)];
     if ((rc = seg_pin(s, err)) != SL_OK) goto out;
     uint64_t pos = 0, bsize = 0;
     int64_t bbase = 0;
@@ -510,7 +513,8 @@ int partition_flush(partition_t *p, sl_err_t *err)
         /* Index files are hints (never synced): recovery checks them. */
         int fd;
         if (ob && (fd = seg_open_side(aidx, ".index", O_RDWR | O_CREAT)) >= 0) {
-            if (io_pwrite_all(fd, ob, (on - op) * IDX_OFFSET_ENTRY, (off_t)(op * IDX_OFFSET_ENTRY)) == 0) {
+            if (io_pwrite_all(fd, ob, (on - op) * IDX_OFFSET_ENTRY,
+                              (off_t)(op * IDX_OFFSET_ENTRY)) == 0) {
                 pthread_mutex_lock(&p->mu);
                 if (aidx->oidx.persisted == op && aidx->oidx.n >= on) aidx->oidx.persisted = on;
                 pthread_mutex_unlock(&p->mu);
@@ -518,7 +522,8 @@ int partition_flush(partition_t *p, sl_err_t *err)
             sl_io->close(fd);
         }
         if (tb && (fd = seg_open_side(aidx, ".timeindex", O_RDWR | O_CREAT)) >= 0) {
-            if (io_pwrite_all(fd, tb, (tn - tp) * IDX_TIME_ENTRY, (off_t)(tp * IDX_TIME_ENTRY)) == 0) {
+            if (io_pwrite_all(fd, tb, (tn - tp) * IDX_TIME_ENTRY, (off_t)(tp * IDX_TIME_ENTRY)) ==
+                0) {
                 pthread_mutex_lock(&p->mu);
                 if (aidx->tidx.persisted == tp && aidx->tidx.n >= tn) aidx->tidx.persisted = tn;
                 pthread_mutex_unlock(&p->mu);
@@ -551,9 +556,9 @@ int partition_flush_due(partition_t *p, int64_t now_ms)
 {
     pthread_mutex_lock(&p->mu);
     int64_t unflushed = atomic_load(&p->leo) - atomic_load(&p->durable);
-    int due = unflushed > 0 && (unflushed >= p->conf.flush_messages ||
-                                (p->first_unflushed_ms > 0 &&
-                                 now_ms - p->first_unflushed_ms >= p->conf.flush_ms));
+    int due = unflushed > 0 &&
+              (unflushed >= p->conf.flush_messages ||
+               (p->first_unflushed_ms > 0 && now_ms - p->first_unflushed_ms >= p->conf.flush_ms));
     pthread_mutex_unlock(&p->mu);
     return due;
 }
@@ -579,10 +584,9 @@ int partition_retention(partition_t *p, int64_t now_ms, int *deleted, sl_err_t *
     size_t nv = 0;
     while (nv + 1 < p->nsegs) { /* never the active segment */
         seg_t *s = p->segs[nv];
-        int by_size = p->conf.retention_bytes >= 0 &&
-                      total - s->size >= (uint64_t)p->conf.retention_bytes;
-        int by_time = p->conf.retention_ms >= 0 &&
-                      seg_newest_ms(s) < now_ms - p->conf.retention_ms;
+        int by_size =
+            p->conf.retention_bytes >= 0 && total - s->size >= (uint64_t)p->conf.retention_bytes;
+        int by_time = p->conf.retention_ms >= 0 && seg_newest_ms(s) < now_ms - p->conf.retention_ms;
         if (!by_size && !by_time) break;
         total -= s->size;
         nv++;
@@ -674,8 +678,7 @@ int partition_offset_for_time(partition_t *p, int64_t ts, int64_t *offset, sl_er
         while (at < s->size && rc == SL_OK) {
             ssize_t r = io_pread_all(s->fd, h, sizeof h, (off_t)at);
             if (r != (ssize_t)sizeof h) {
-                rc = sl_err_set(err, SL_ERR_STORAGE, "%s.log: short read at %" PRIu64, s->path,
-                                at);
+                rc = sl_err_set(err, SL_ERR_STORAGE, "%s.log: short read at %" PRIu64, s->path, at);
                 break;
             }
             uint64_t sz = sl_batch_total_size(h);
@@ -693,11 +696,13 @@ int partition_offset_for_time(partition_t *p, int64_t ts, int64_t *offset, sl_er
                 r = io_pread_all(s->fd, b, (size_t)sz, (off_t)at);
                 if (r == (ssize_t)sz) {
                     int k = first_in_batch(b, (size_t)sz, ts, offset, err);
-                    if (k == SL_OK) found = 1;
-                    else if (k != SL_ERR_NOT_FOUND) rc = k;
+                    if (k == SL_OK)
+                        found = 1;
+                    else if (k != SL_ERR_NOT_FOUND)
+                        rc = k;
                 } else {
-                    rc = sl_err_set(err, SL_ERR_STORAGE, "%s.log: short read at %" PRIu64,
-                                    s->path, at);
+                    rc = sl_err_set(err, SL_ERR_STORAGE, "%s.log: short read at %" PRIu64, s->path,
+                                    at);
                 }
                 free(b);
                 if (found) break;

@@ -35,12 +35,12 @@
 typedef struct partition partition_t;
 
 typedef struct partition_opts {
-    const char *dir;         /* the partition's directory (created if missing) */
-    const char *topic;       /* for messages */
-    int32_t id;              /* for messages */
+    const char *dir;   /* the partition's directory (created if missing) */
+    const char *topic; /* for messages */
+    int32_t id;        /* for messages */
     const sl_log_conf_t *conf;
-    seg_cache_t *cache;      /* shared, outlives the partition */
-    int recover;             /* 1: the store did not shut down cleanly */
+    seg_cache_t *cache; /* shared, outlives the partition */
+    int recover;        /* 1: the store did not shut down cleanly */
     int64_t now_ms;
     /* Called (without the partition lock) when the partition goes from fully
      * flushed to holding unflushed data, or when flush.messages is reached;
@@ -51,12 +51,12 @@ typedef struct partition_opts {
 
 /* What one recovery did, for logs and tests. */
 typedef struct partition_recovery {
-    int ran;                 /* 0: clean open, nothing scanned */
+    int ran; /* 0: clean open, nothing scanned */
     uint64_t bytes_scanned;
     uint64_t bytes_truncated; /* dropped from the tail (torn or corrupt) */
-    int segments_deleted;    /* whole segments after the first bad batch */
+    int segments_deleted;     /* whole segments after the first bad batch */
     int indexes_rebuilt;
-    char reason[200];        /* why the scan stopped early, if it did */
+    char reason[200]; /* why the scan stopped early, if it did */
 } partition_recovery_t;
 
 /* Opens (creating if needed) the partition in opts->dir. With opts->recover,
@@ -86,7 +86,7 @@ typedef struct partition_append_info {
     int64_t base_offset; /* offset assigned to the first record */
     int64_t last_offset; /* offset of the last record */
     int64_t records;
-    int flush_due;       /* flush.messages reached */
+    int flush_due; /* flush.messages reached */
 } partition_append_info_t;
 
 /* Appends buf[0..len): one or more whole RecordBatch v2 batches. Each is

@@ -60,7 +60,6 @@ int part_load(partition_t *p, int recover, partition_recovery_t *rec, sl_err_t *
 
 /* Writes the recovery-point checkpoint (no fsync: it only ever names data
  * already synced, and a stale one only costs a longer scan). recover.c. */
-int part_ckpt_write(partition_t *p, int64_t offset, int64_t seg_base, uint64_t pos,
-                    int64_t max_ts);
+int part_ckpt_write(partition_t *p, int64_t offset, int64_t seg_base, uint64_t pos, int64_t max_ts);
 
 #endif

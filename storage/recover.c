@@ -60,8 +60,7 @@ typedef struct ckpt {
     uint64_t pos;
 } ckpt_t;
 
-int part_ckpt_write(partition_t *p, int64_t offset, int64_t seg_base, uint64_t pos,
-                    int64_t max_ts)
+int part_ckpt_write(partition_t *p, int64_t offset, int64_t seg_base, uint64_t pos, int64_t max_ts)
 {
     uint8_t b[CKPT_SLOT] = {0};
     uint64_t seq = ++p->ckpt_seq;
@@ -95,8 +94,8 @@ static int ckpt_read(partition_t *p, ckpt_t *out)
     int found = 0;
     for (int s = 0; s < 2 && n >= (ssize_t)((s + 1) * CKPT_SLOT); s++) {
         const uint8_t *q = b + s * CKPT_SLOT;
-        uint32_t crc = (uint32_t)q[60] | (uint32_t)q[61] << 8 | (uint32_t)q[62] << 16 |
-                       (uint32_t)q[63] << 24;
+        uint32_t crc =
+            (uint32_t)q[60] | (uint32_t)q[61] << 8 | (uint32_t)q[62] << 16 | (uint32_t)q[63] << 24;
         if (memcmp(q, "SLRP", 4) != 0 || sl_crc32c(0, q, 60) != crc) continue;
         if ((uint32_t)get64(q + 4) != SL_STORAGE_FORMAT_VERSION) continue;
         ckpt_t c = {get64(q + 8), (int64_t)get64(q + 16), (int64_t)get64(q + 24),
@@ -123,8 +122,8 @@ typedef struct scan {
  * `expect`) to file_size. With `crc`, each batch is fully validated;
  * otherwise only its header is read. Good batches go into the indexes.
  * Returns SL_OK (see sc->bad) or SL_ERR_STORAGE when reading fails. */
-static int scan(partition_t *p, seg_t *s, int fd, uint64_t pos, int64_t expect,
-                uint64_t file_size, int crc, scan_t *sc, sl_err_t *err)
+static int scan(partition_t *p, seg_t *s, int fd, uint64_t pos, int64_t expect, uint64_t file_size,
+                int crc, scan_t *sc, sl_err_t *err)
 {
     uint8_t *buf = NULL;
     size_t cap = 0, have = 0; /* buf holds file bytes [bpos, bpos+have) */
@@ -183,8 +182,9 @@ static int scan(partition_t *p, seg_t *s, int fd, uint64_t pos, int64_t expect,
             break;
         }
         if (base != expect) {
-            snprintf(sc->why, sizeof sc->why, "batch at %" PRIu64 " has offset %" PRId64
-                     ", expected %" PRId64, pos, base, expect);
+            snprintf(sc->why, sizeof sc->why,
+                     "batch at %" PRIu64 " has offset %" PRId64 ", expected %" PRId64, pos, base,
+                     expect);
             sc->bad = 1;
             break;
         }
@@ -201,8 +201,7 @@ static int scan(partition_t *p, seg_t *s, int fd, uint64_t pos, int64_t expect,
                 if (cap < total) {
                     uint8_t *nb = realloc(buf, (size_t)total);
                     if (!nb) {
-                        rc = sl_err_set(err, SL_ERR_NOMEM, "scan %s.log: out of memory",
-                                        s->path);
+                        rc = sl_err_set(err, SL_ERR_NOMEM, "scan %s.log: out of memory", s->path);
                         goto out;
                     }
                     buf = nb;
@@ -528,7 +527,8 @@ int part_load(partition_t *p, int recover, partition_recovery_t *rec, sl_err_t *
                 snprintf(rec->reason, sizeof rec->reason, "%s.log: %s", s->path, sc.why);
                 if (sl_io->ftruncate(s->fd, (off_t)sc.end) < 0)
                     rc = sl_err_sys(err, errno, "truncate %s.log to %" PRIu64, s->path, sc.end);
-                else bad_at = i + 1;
+                else
+                    bad_at = i + 1;
             }
             rec->bytes_scanned += sc.end - from;
             s->size = sc.end;

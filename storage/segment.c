@@ -215,8 +215,10 @@ void seg_unpin(seg_t *s)
     seg_cache_t *c = s->cache;
     pthread_mutex_lock(&c->mu);
     if (--s->pins == 0) {
-        if (s->dropped) destroy(c, s);
-        else if (c->open > c->max_open) evict(c);
+        if (s->dropped)
+            destroy(c, s);
+        else if (c->open > c->max_open)
+            evict(c);
     }
     pthread_mutex_unlock(&c->mu);
 }

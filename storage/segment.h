@@ -38,14 +38,14 @@ typedef struct seg {
     seg_cache_t *cache;
 
     /* [P] */
-    uint64_t size;          /* bytes of whole, valid batches */
-    int64_t next_offset;    /* offset after the last batch */
-    int64_t max_ts;         /* largest batch maxTimestamp; INT64_MIN = unknown yet */
-    int64_t created_ms;     /* wall time of the first append (for segment.ms) */
+    uint64_t size;       /* bytes of whole, valid batches */
+    int64_t next_offset; /* offset after the last batch */
+    int64_t max_ts;      /* largest batch maxTimestamp; INT64_MIN = unknown yet */
+    int64_t created_ms;  /* wall time of the first append (for segment.ms) */
     int64_t bytes_since_index;
-    int sealed;             /* no longer the active segment */
-    int dirty;              /* appended to since the last fdatasync */
-    int index_bad;          /* mapped index failed its checks: rebuild before use */
+    int sealed;    /* no longer the active segment */
+    int dirty;     /* appended to since the last fdatasync */
+    int index_bad; /* mapped index failed its checks: rebuild before use */
     idx_t oidx, tidx;
 
     /* [C] */

@@ -21,9 +21,9 @@ typedef struct topic {
     int32_t nparts;
     char **okeys, **ovals; /* overrides of the store defaults */
     size_t nover;
-    sl_log_conf_t conf;     /* effective */
-    partition_t **parts;    /* NULL until opened */
-    struct topic *next;     /* hash chain */
+    sl_log_conf_t conf;  /* effective */
+    partition_t **parts; /* NULL until opened */
+    struct topic *next;  /* hash chain */
 } topic_t;
 
 #define NBUCKETS 4096
@@ -84,8 +84,8 @@ int store_validate_topic_name(const char *name, sl_err_t *err)
     size_t n = name ? strlen(name) : 0;
     if (n == 0) return sl_err_set(err, SL_ERR_INVALID_TOPIC, "topic name is empty");
     if (n > STORE_MAX_TOPIC_NAME)
-        return sl_err_set(err, SL_ERR_INVALID_TOPIC, "topic name is %zu characters, at most %d",
-                          n, STORE_MAX_TOPIC_NAME);
+        return sl_err_set(err, SL_ERR_INVALID_TOPIC, "topic name is %zu characters, at most %d", n,
+                          STORE_MAX_TOPIC_NAME);
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
         return sl_err_set(err, SL_ERR_INVALID_TOPIC, "topic name cannot be \"%s\"", name);
     for (size_t i = 0; i < n; i++) {
@@ -190,8 +190,9 @@ static int check_conf(const sl_log_conf_t *c, sl_err_t *err)
     for (size_t i = 0; i < n; i++) {
         int64_t v = sl_log_conf_value(c, &t[i]);
         if (v < t[i].min || v > t[i].max)
-            return sl_err_set(err, SL_ERR_INVALID_CONFIG, "%s: %" PRId64 " is not in %" PRId64
-                              "..%" PRId64, t[i].name, v, t[i].min, t[i].max);
+            return sl_err_set(err, SL_ERR_INVALID_CONFIG,
+                              "%s: %" PRId64 " is not in %" PRId64 "..%" PRId64, t[i].name, v,
+                              t[i].min, t[i].max);
     }
     return SL_OK;
 }
@@ -300,8 +301,10 @@ int store_open(const store_opts_t *o, store_t **out, sl_err_t *err)
     if (!s) return sl_err_set(err, SL_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&s->mu, NULL);
     s->lock_fd = -1;
-    if (o->defaults) s->defaults = *o->defaults;
-    else sl_log_conf_defaults(&s->defaults);
+    if (o->defaults)
+        s->defaults = *o->defaults;
+    else
+        sl_log_conf_defaults(&s->defaults);
     int rc = check_conf(&s->defaults, err);
     if (rc != SL_OK) goto fail;
     size_t dl = strlen(o->dir);
@@ -331,8 +334,8 @@ int store_open(const store_opts_t *o, store_t **out, sl_err_t *err)
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         rc = errno == EWOULDBLOCK
-                 ? sl_err_set(err, SL_ERR_LOCKED,
-                              "%s is in use by another process (lock %s held)", s->dir, path)
+                 ? sl_err_set(err, SL_ERR_LOCKED, "%s is in use by another process (lock %s held)",
+                              s->dir, path)
                  : sl_err_sys(err, errno, "flock %s", path);
         goto fail;
     }

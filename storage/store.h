@@ -93,15 +93,14 @@ int store_topic_info(store_t *s, const char *name, int32_t *partitions, sl_log_c
 
 /* Opens (on first use) and returns partition `id` of `topic` with a
  * reference the caller must drop with partition_unref(). */
-int store_partition(store_t *s, const char *topic, int32_t id, partition_t **out,
-                    sl_err_t *err);
+int store_partition(store_t *s, const char *topic, int32_t id, partition_t **out, sl_err_t *err);
 
 /* The store's group-commit thread. */
 flusher_t *store_flusher(store_t *s);
 
 typedef struct store_housekeeping {
-    int rolled;          /* segments rolled by segment.ms */
-    int deleted;         /* segments deleted by retention */
+    int rolled;  /* segments rolled by segment.ms */
+    int deleted; /* segments deleted by retention */
     int errors;
     sl_err_t last_error;
 } store_housekeeping_t;

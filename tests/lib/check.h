@@ -44,7 +44,7 @@ extern int check_count;
         check_count++;                                                                             \
         if (check_a_ != check_b_) {                                                                \
             check_failures++;                                                                      \
-            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", __FILE__, __LINE__, \
+            fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", __FILE__, __LINE__,  \
                     #a, #b, check_a_, check_b_);                                                   \
         }                                                                                          \
     } while (0)

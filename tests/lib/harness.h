@@ -12,12 +12,12 @@
 
 typedef struct harness {
     pid_t pid;
-    char dir[256];     /* temp dir: data/ and sluiced.log inside */
+    char dir[256]; /* temp dir: data/ and sluiced.log inside */
     char data[300];
     char log[300];
-    int port;          /* Sluice's protocol */
+    int port; /* Sluice's protocol */
     int metrics_port;
-    int starts;        /* how many times started (log lines of earlier runs are skipped) */
+    int starts; /* how many times started (log lines of earlier runs are skipped) */
 } harness_t;
 
 /* Creates the temp dir (name is for the dir's name). */

@@ -60,8 +60,7 @@ int sc_send_raw(sc_t *c, const void *buf, size_t len)
     return write_all(c->fd, buf, len);
 }
 
-uint64_t sc_send(sc_t *c, int api, const ProtobufCMessage *body, const void *payload,
-                 size_t plen)
+uint64_t sc_send(sc_t *c, int api, const ProtobufCMessage *body, const void *payload, size_t plen)
 {
     Sluice__RequestHeader h = SLUICE__REQUEST_HEADER__INIT;
     h.api = (Sluice__ApiKey)api;

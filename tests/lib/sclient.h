@@ -26,8 +26,7 @@ int sc_connect(sc_t *c, int port);
 void sc_close(sc_t *c);
 
 /* Sends one request frame; returns its correlation id, or 0 on error. */
-uint64_t sc_send(sc_t *c, int api, const ProtobufCMessage *body, const void *payload,
-                 size_t plen);
+uint64_t sc_send(sc_t *c, int api, const ProtobufCMessage *body, const void *payload, size_t plen);
 
 /* Sends raw bytes as they are (for malformed-input tests). 0 or -1. */
 int sc_send_raw(sc_t *c, const void *buf, size_t len);

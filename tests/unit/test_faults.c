@@ -22,12 +22,12 @@
 /* ---- the faulty I/O table ---- */
 
 static struct {
-    int pwrite_errno;      /* fail pwrite with this errno ... */
-    long pwrite_after;     /* ... once this many more bytes were written (-1: never) */
-    size_t short_max;      /* > 0: every pwrite transfers at most this many bytes */
-    int fdatasync_errno;   /* fail fdatasync */
-    int open_creat_errno;  /* fail open(O_CREAT) */
-    int ftruncate_errno;   /* fail ftruncate */
+    int pwrite_errno;     /* fail pwrite with this errno ... */
+    long pwrite_after;    /* ... once this many more bytes were written (-1: never) */
+    size_t short_max;     /* > 0: every pwrite transfers at most this many bytes */
+    int fdatasync_errno;  /* fail fdatasync */
+    int open_creat_errno; /* fail open(O_CREAT) */
+    int ftruncate_errno;  /* fail ftruncate */
     int calls_failed;
 } fault = {.pwrite_after = -1};
 
@@ -91,8 +91,12 @@ static sl_log_conf_t conf;
 
 static partition_t *open_part(const char *dir, int recover)
 {
-    partition_opts_t o = {.dir = dir, .topic = "t", .conf = &conf, .cache = cache,
-                          .recover = recover, .now_ms = 1000};
+    partition_opts_t o = {.dir = dir,
+                          .topic = "t",
+                          .conf = &conf,
+                          .cache = cache,
+                          .recover = recover,
+                          .now_ms = 1000};
     partition_t *p = NULL;
     sl_err_t err;
     int rc = partition_open(&o, &p, NULL, &err);

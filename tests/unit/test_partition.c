@@ -18,8 +18,13 @@ static seg_cache_t *cache;
 static partition_t *open_part(const char *dir, const sl_log_conf_t *c, int recover,
                               partition_recovery_t *rec)
 {
-    partition_opts_t o = {.dir = dir, .topic = "t", .id = 0, .conf = c, .cache = cache,
-                          .recover = recover, .now_ms = 1000};
+    partition_opts_t o = {.dir = dir,
+                          .topic = "t",
+                          .id = 0,
+                          .conf = c,
+                          .cache = cache,
+                          .recover = recover,
+                          .now_ms = 1000};
     partition_t *p = NULL;
     sl_err_t err;
     int rc = partition_open(&o, &p, rec, &err);

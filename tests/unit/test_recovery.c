@@ -22,8 +22,12 @@ static sl_log_conf_t conf;
 
 static partition_t *open_part(const char *dir, int recover, partition_recovery_t *rec)
 {
-    partition_opts_t o = {.dir = dir, .topic = "t", .conf = &conf, .cache = cache,
-                          .recover = recover, .now_ms = 1000};
+    partition_opts_t o = {.dir = dir,
+                          .topic = "t",
+                          .conf = &conf,
+                          .cache = cache,
+                          .recover = recover,
+                          .now_ms = 1000};
     partition_t *p = NULL;
     sl_err_t err;
     int rc = partition_open(&o, &p, rec, &err);
@@ -220,8 +224,10 @@ static void test_corrupt_middle(void)
     CHECK_FATAL(n >= 4);
     int64_t second = INT64_MAX, first = INT64_MAX;
     for (int i = 0; i < n; i++)
-        if (bases[i] < first) second = first, first = bases[i];
-        else if (bases[i] < second) second = bases[i];
+        if (bases[i] < first)
+            second = first, first = bases[i];
+        else if (bases[i] < second)
+            second = bases[i];
     /* Batches are all 3 records of equal size: the second batch starts at
      * one batch length. */
     size_t blen;
@@ -233,8 +239,8 @@ static void test_corrupt_middle(void)
     CHECK_EQ_INT(partition_log_end(p), second + 3);
     CHECK_EQ_INT(rec.segments_deleted, n - 2);
     CHECK(rec.bytes_truncated > 0);
-    CHECK_MSG(strstr(rec.reason, "CRC") != NULL || strstr(rec.reason, "crc") != NULL,
-              "reason: %s", rec.reason);
+    CHECK_MSG(strstr(rec.reason, "CRC") != NULL || strstr(rec.reason, "crc") != NULL, "reason: %s",
+              rec.reason);
     CHECK_EQ_INT(verify(p), second + 3);
     partition_close(p, 1);
     /* The deleted segments' files are gone. */
