@@ -84,25 +84,6 @@ static const conf_def_t *find(const char *key)
     return NULL;
 }
 
-static size_t distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64) return 99;
-    size_t row[65];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t prev = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cur = row[j], sub = prev + (a[i - 1] != b[j - 1]);
-            size_t best = row[j] + 1 < row[j - 1] + 1 ? row[j] + 1 : row[j - 1] + 1;
-            row[j] = sub < best ? sub : best;
-            prev = cur;
-        }
-    }
-    return row[lb];
-}
-
 static int enum_index(const char *values, const char *v)
 {
     int i = 0;
@@ -127,8 +108,8 @@ int broker_conf_set(broker_conf_t *c, const char *key, const char *value, sl_err
             /* Also against the name without its first dotted part, so a
              * topic-level spelling ("segment.bytes") finds "log.segment.bytes". */
             const char *dot = strchr(table[i].name, '.');
-            size_t x = distance(key, table[i].name);
-            size_t y = dot ? distance(key, dot + 1) : 99;
+            size_t x = sl_edit_distance(key, table[i].name);
+            size_t y = dot ? sl_edit_distance(key, dot + 1) : 99;
             if (y < x) x = y;
             if (x < bd) bd = x, best = table[i].name;
         }

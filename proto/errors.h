@@ -36,12 +36,19 @@ typedef enum sl_code {
     SL_ERR_INVALID_TOPIC = 17,
     SL_ERR_RECORD_LIST_TOO_LARGE = 18,
     SL_ERR_INVALID_REQUIRED_ACKS = 21,
+    SL_ERR_ILLEGAL_GENERATION = 22,
+    SL_ERR_INCONSISTENT_GROUP_PROTOCOL = 23,
+    SL_ERR_INVALID_GROUP_ID = 24,
+    SL_ERR_UNKNOWN_MEMBER_ID = 25,
+    SL_ERR_INVALID_SESSION_TIMEOUT = 26,
+    SL_ERR_REBALANCE_IN_PROGRESS = 27,
     SL_ERR_TOPIC_ALREADY_EXISTS = 36,
     SL_ERR_INVALID_PARTITIONS = 37,
     SL_ERR_INVALID_CONFIG = 40,
     SL_ERR_INVALID_REQUEST = 42,
     SL_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT = 43,
     SL_ERR_STORAGE = 56, /* Kafka's KAFKA_STORAGE_ERROR: disk I/O failed */
+    SL_ERR_GROUP_ID_NOT_FOUND = 69,
     SL_ERR_UNSUPPORTED_COMPRESSION = 76,
     SL_ERR_INVALID_RECORD = 87,
 } sl_code_t;
@@ -62,6 +69,10 @@ int sl_err_set(sl_err_t *err, int code, const char *fmt, ...) __attribute__((for
 /* Like sl_err_set with SL_ERR_STORAGE, appending ": strerror(errnum)". */
 int sl_err_sys(sl_err_t *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Levenshtein distance between two short strings (99 when either exceeds 64
+ * characters), for "did you mean" suggestions on unknown keys. */
+size_t sl_edit_distance(const char *a, const char *b);
 
 /* Clears *err to SL_OK and an empty message. */
 void sl_err_clear(sl_err_t *err);

@@ -74,27 +74,6 @@ int sl_parse_int64(const char *s, int64_t *out)
     return 0;
 }
 
-/* Levenshtein distance, for "did you mean" on an unknown key. */
-static size_t distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64) return 99;
-    size_t row[65];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t prev = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cur = row[j];
-            size_t sub = prev + (a[i - 1] != b[j - 1]);
-            size_t del = row[j] + 1, ins = row[j - 1] + 1;
-            row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-            prev = cur;
-        }
-    }
-    return row[lb];
-}
-
 int sl_log_conf_set(sl_log_conf_t *c, const char *key, const char *value, sl_err_t *err)
 {
     const sl_log_conf_def_t *d = sl_log_conf_find(key);
@@ -102,7 +81,7 @@ int sl_log_conf_set(sl_log_conf_t *c, const char *key, const char *value, sl_err
         const char *best = NULL;
         size_t bestd = 4;
         for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-            size_t dd = distance(key, table[i].name);
+            size_t dd = sl_edit_distance(key, table[i].name);
             if (dd < bestd) bestd = dd, best = table[i].name;
         }
         if (best)

@@ -40,3 +40,17 @@ void check_rmtree(const char *path)
 {
     if (path) nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS);
 }
+
+char *check_slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    CHECK_FATAL(f != NULL);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    CHECK_FATAL(b && fread(b, 1, (size_t)n, f) == (size_t)n);
+    b[n] = 0;
+    fclose(f);
+    return b;
+}

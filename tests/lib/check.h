@@ -61,6 +61,9 @@ extern int check_count;
  * that ran no check at all fails: it proved nothing. */
 int check_exit(void);
 
+/* The whole file as a NUL-terminated malloc'd string; fatal if unreadable. */
+char *check_slurp(const char *path);
+
 /* A fresh directory under $TMPDIR (or /tmp) named sluice-<name>-XXXXXX; the
  * returned path is malloc'd. check_rmtree removes it recursively. */
 char *check_tmpdir(const char *name);

@@ -8,23 +8,9 @@
 #include "check.h"
 #include "logconf.h"
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    CHECK_FATAL(f != NULL);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *b = malloc((size_t)n + 1);
-    CHECK_FATAL(b && fread(b, 1, (size_t)n, f) == (size_t)n);
-    b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 int main(void)
 {
-    char *doc = slurp(SLUICE_SOURCE_DIR "/docs/storage.md");
+    char *doc = check_slurp(SLUICE_SOURCE_DIR "/docs/storage.md");
     size_t n;
     const sl_log_conf_def_t *t = sl_log_conf_table(&n);
     for (size_t i = 0; i < n; i++) {
