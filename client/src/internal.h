@@ -1,0 +1,168 @@
+/* internal.h — libsluice's private declarations (never installed).
+ *
+ * Everything here has hidden visibility (the library is built with
+ * -fvisibility=hidden); only SLUICE_API functions of sluice.h are exported.
+ * The unit tests link the static archive and may call these directly.
+ */
+#ifndef SLUICE_CLIENT_INTERNAL_H
+#define SLUICE_CLIENT_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "sluice/sluice.h"
+
+/* ---- configuration (conf.c) ------------------------------------------------ */
+
+struct sluice_conf_s {
+    char *bootstrap_servers;
+    char *client_id;
+    int acks;          /* 0, 1, -1 */
+    int batch_size;    /* bytes per batch before it closes */
+    int linger_ms;     /* how long an open batch waits for more records */
+    int compression;   /* SL_COMPRESSION_NONE or SL_COMPRESSION_LZ4 */
+    int max_in_flight; /* requests awaiting a response on the connection */
+    int64_t buffer_memory;
+    int max_block_ms;
+    int retries;
+    int retry_backoff_ms;
+    int request_timeout_ms;
+    int delivery_timeout_ms;
+    sluice_dr_cb_t *dr_cb;
+    sluice_log_cb_t *log_cb;
+    void *opaque;
+};
+
+/* Logs through conf->log_cb or, without one, warnings and errors to stderr. */
+void sl_client_log(const sluice_conf_t *conf, int level, const char *fac, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- record batch builder (accum.c) ------------------------------------------ */
+
+/* What a delivery report needs per message: the application's opaque and
+ * where the record starts in the batch's (uncompressed) buffer; key, value,
+ * headers and timestamp are decoded from there at report time, so a message
+ * costs 16 bytes besides its encoded record. */
+typedef struct sl_msginfo {
+    void *opaque;
+    uint32_t rec_off;
+} sl_msginfo_t;
+
+typedef struct sl_pbatch sl_pbatch_t;
+struct sl_pbatch {
+    sl_pbatch_t *next;
+    uint8_t *buf; /* 61-byte header + records, uncompressed; DRs point here */
+    size_t len, cap;
+    uint8_t *wire; /* what is sent: buf itself, or an lz4-compressed copy */
+    size_t wire_len;
+    int32_t count;
+    int64_t base_ts, max_ts;
+    sl_msginfo_t *msgs;
+    int32_t msgs_cap;
+    int64_t created_ms;  /* monotonic: linger starts here */
+    int64_t deadline_ms; /* monotonic: delivery.timeout.ms of its first message */
+    size_t mem;          /* bytes charged to buffer.memory */
+    int retries;
+    int closed;
+    /* outcome, set when the batch leaves the I/O thread */
+    int err;
+    int64_t base_offset;
+    /* owner's context for the report */
+    struct sl_topic *topic;
+    int32_t partition;
+};
+
+/* A new, empty batch whose buffer holds cap bytes (≥ 61). NULL on ENOMEM. */
+sl_pbatch_t *sl_pbatch_new(size_t cap);
+void sl_pbatch_free(sl_pbatch_t *b);
+
+/* Encoded size of one record (including its length varint). */
+size_t sl_record_size(int64_t ts_delta, int32_t offset_delta, const void *key, size_t key_len,
+                      const void *value, size_t value_len, const sluice_header_t *hdrs,
+                      size_t hdr_count);
+
+/* Appends a record when it fits in cap (returns 0), else returns -1 and
+ * changes nothing. The first record sets baseTimestamp. */
+int sl_pbatch_append(sl_pbatch_t *b, int64_t ts, const void *key, size_t key_len, const void *value,
+                     size_t value_len, const sluice_header_t *hdrs, size_t hdr_count, void *opaque);
+
+/* Writes the header fields and CRC (attributes = none) into buf, and with
+ * compression lz4 builds the compressed wire copy when it is smaller.
+ * Idempotent. Returns 0, or -1 on ENOMEM. */
+int sl_pbatch_finalize(sl_pbatch_t *b, int compression);
+
+/* Decodes message i of a finalized or open batch for a delivery report.
+ * hdrs must hold max_hdrs entries; header keys are copied into keybuf
+ * (NUL-terminated); returns 0 or -1 if the record does not parse. */
+int sl_pbatch_msg(const sl_pbatch_t *b, int32_t i, sluice_message_t *m, sluice_header_t *hdrs,
+                  size_t max_hdrs, char *keybuf, size_t keybuf_size);
+
+/* ---- lz4 (lz4.c) -------------------------------------------------------------- */
+
+/* Kafka's LZ4 frame (64 KiB independent blocks, no checksums): compresses
+ * src into a malloc'd *out. Returns the size, or 0 on failure. */
+size_t sl_lz4_compress(const void *src, size_t len, uint8_t **out);
+
+/* Decompresses a whole frame into a malloc'd *out (at most max bytes).
+ * Returns the size or -1. */
+long sl_lz4_decompress(const void *src, size_t len, size_t max, uint8_t **out);
+
+/* ---- the broker connection (net.c) -------------------------------------------
+ * Owned and used only by the producer's I/O thread. Requests are written in
+ * order (pipelined); responses come back in request order, so they are
+ * matched against the head of the wait queue (and the correlation id is
+ * checked). */
+
+typedef struct sl_req sl_req_t;
+struct sl_req {
+    sl_req_t *next;
+    uint64_t corr;
+    int api;
+    int expect_response;
+    uint8_t *hdr; /* frame prefix + protobuf header + body */
+    size_t hdr_len;
+    sl_pbatch_t *batches; /* PRODUCE payload, linked by next, in order */
+    struct sl_part *part;
+    int32_t records;
+    int64_t sent_ms; /* monotonic: queued on the connection */
+};
+
+enum { SL_CONN_DOWN, SL_CONN_CONNECTING, SL_CONN_UP };
+
+typedef struct sl_conn {
+    int fd, state;
+    sl_req_t *sendq, *sendq_tail; /* not yet fully written; head at offset send_off */
+    size_t send_off;
+    sl_req_t *waitq, *waitq_tail; /* written, awaiting their response */
+    int queued;                   /* requests in sendq + waitq */
+    uint64_t next_corr;
+    uint8_t *rbuf;
+    size_t rcap, rlen;
+    sl_arena_t arena;
+} sl_conn_t;
+
+/* Starts a non-blocking connect to "host:port" and registers the socket in
+ * epfd (data.ptr = c). 0, or -1 with errno. */
+int sl_conn_connect(sl_conn_t *c, int epfd, const char *hostport);
+/* Closes the socket; requests stay queued for the caller to take back. */
+void sl_conn_close(sl_conn_t *c);
+/* Appends a request to the send queue; the caller encoded it with
+ * r->corr = ++c->next_corr. */
+void sl_conn_enqueue(sl_conn_t *c, sl_req_t *r);
+/* Writes what the socket accepts; fully written requests that expect no
+ * response are passed to on_sent. 0, or -1 when the connection broke. */
+int sl_conn_write(sl_conn_t *c, void (*on_sent)(void *ctx, sl_req_t *r), void *ctx);
+/* Reads and dispatches whole response frames to on_resp (which owns the
+ * request afterwards). 0, or -1 when the connection broke or the stream
+ * cannot be trusted. */
+int sl_conn_read(sl_conn_t *c, void (*on_resp)(void *ctx, sl_req_t *r, const sl_response_t *rs),
+                 void *ctx);
+/* Sets the epoll interest (EPOLLOUT only while there is something to send). */
+void sl_conn_update_events(sl_conn_t *c, int epfd);
+
+/* ---- errors (errors.c) ------------------------------------------------------- */
+int sl_client_code_from_wire(int code);
+
+#endif
