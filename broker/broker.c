@@ -19,6 +19,7 @@
 
 #include "conn.h"
 #include "dispatch.h"
+#include "group.h"
 #include "log.h"
 
 #define DRAIN_MS 5000
@@ -259,6 +260,11 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
              store_was_clean(b->store)
                  ? "clean"
                  : "unclean or first start (partitions are recovered as they open)");
+    char gerr[300];
+    if ((rc = groups_start(b, gerr, sizeof gerr)) != SL_OK) {
+        sl_err_set(err, rc, "%s", gerr);
+        goto fail;
+    }
 
     char host[256];
     int port;
@@ -312,6 +318,7 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
         reactor_timer_init(&w->idle_timer, idle_tick, w);
         reactor_timer_start(w->r, &w->idle_timer, idle_period(b));
     }
+    groups_start_tick(b);
     /* Threads last: everything above can still be undone by `fail`. A
      * failure to start a thread is fatal for the process (main exits). */
     for (int i = 0; i < n; i++)
@@ -333,6 +340,7 @@ fail:
         if (b->listen_fds[i] >= 0) close(b->listen_fds[i]);
     if (b->metrics_fd >= 0) close(b->metrics_fd);
     store_close(b->store);
+    groups_free(b);
     if (spare_fd >= 0) close(spare_fd);
     return rc;
 }
@@ -378,6 +386,7 @@ static void drain_check(void *arg)
 void broker_stop(broker_t *b)
 {
     log_info("broker", "stopping: draining %lld connections", (long long)atomic_load(&b->nconns));
+    groups_close(b); /* parked joins and syncs would hold up the drain */
     for (int i = 0; i < b->nworkers; i++)
         reactor_post(b->workers[i].r, drain_start, &b->workers[i]);
     /* Bounded: a worker that cannot drain in time is stopped anyway. */
@@ -425,6 +434,7 @@ void broker_stop(broker_t *b)
         free(b->workers[i].scratch);
     }
     free(b->workers);
+    groups_free(b); /* after the store closed: no commit still waits for a flush */
     if (spare_fd >= 0) close(spare_fd);
     pthread_mutex_destroy(&b->hk_mu);
     pthread_cond_destroy(&b->hk_cv);

@@ -26,6 +26,8 @@
 typedef struct broker broker_t;
 typedef struct conn conn_t;
 typedef struct fetch_wait fetch_wait_t;
+struct grp_coord;
+struct offsets;
 
 typedef struct worker {
     broker_t *b;
@@ -40,11 +42,12 @@ typedef struct worker {
     reactor_timer_t budget_timer;
     reactor_timer_t idle_timer;
     fetch_wait_t *waits; /* long-polling fetches */
+    struct sub *subs;    /* push subscriptions of its connections (h_subscribe.c) */
     int draining;
     int pending_flushes;
     uint8_t *scratch;
-        /* read buffer shared by this worker's connections */ /* acks=all produces waiting for the
-                                                                 flusher */
+    /* read buffer shared by this worker's connections */ /* acks=all produces waiting for the
+                                                             flusher */
     metrics_worker_t m;
 } worker_t;
 
@@ -66,6 +69,10 @@ struct broker {
     pthread_mutex_t hk_mu;
     pthread_cond_t hk_cv;
     int hk_stop;
+    /* consumer groups and committed offsets (group.h, offsets.h, h_groups.c) */
+    struct grp_coord *groups;
+    struct offsets *offsets;
+    reactor_timer_t groups_timer; /* worker 0: session timeouts, every 100 ms */
 };
 
 /* Opens the store, binds listeners, starts workers and housekeeping. */

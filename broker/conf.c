@@ -53,6 +53,13 @@ static const conf_def_t table[] = {
     {"log.max.open.segments", INT(max_open_segments, 16, 10000000), "1024", NULL,
      "Segment files kept open at once (an LRU); the rest are opened on use."},
     {"log.level", ENUM(log_level), "info", "error|warn|info|debug", "Log verbosity."},
+    {"group.min.session.timeout.ms", INT(group_min_session_timeout_ms, 1, 86400000), "100", NULL,
+     "Shortest session timeout a group member may ask for (else INVALID_SESSION_TIMEOUT)."},
+    {"group.max.session.timeout.ms", INT(group_max_session_timeout_ms, 1, 86400000), "300000", NULL,
+     "Longest session timeout a group member may ask for."},
+    {"group.initial.rebalance.delay.ms", INT(group_initial_rebalance_delay_ms, 0, 300000), "0",
+     NULL,
+     "An empty group's first rebalance waits this long for more members to join (Kafka: 3000)."},
     {"log.segment.bytes", TINT(segment_bytes, 4096, INT32_MAX), "1073741824", NULL,
      "Default segment.bytes of topics."},
     {"log.roll.ms", TINT(segment_ms, 1, INT64_MAX), "604800000", NULL,
@@ -272,6 +279,12 @@ int broker_conf_check(const broker_conf_t *c, sl_err_t *err)
         return sl_err_set(err, SL_ERR_INVALID_CONFIG,
                           "max.request.size (%lld) must exceed message.max.bytes (%lld) by 1024",
                           (long long)c->max_request_size, (long long)c->topic.max_message_bytes);
+    if (c->group_min_session_timeout_ms > c->group_max_session_timeout_ms)
+        return sl_err_set(
+            err, SL_ERR_INVALID_CONFIG,
+            "group.min.session.timeout.ms (%lld) exceeds group.max.session.timeout.ms "
+            "(%lld)",
+            (long long)c->group_min_session_timeout_ms, (long long)c->group_max_session_timeout_ms);
     return SL_OK;
 }
 

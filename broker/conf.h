@@ -34,6 +34,9 @@ typedef struct broker_conf {
     int64_t retention_check_interval_ms;
     int64_t max_open_segments;
     int64_t log_level;
+    int64_t group_min_session_timeout_ms;
+    int64_t group_max_session_timeout_ms;
+    int64_t group_initial_rebalance_delay_ms;
     sl_log_conf_t topic; /* defaults for new topics: log.segment.bytes, ... */
 } broker_conf_t;
 

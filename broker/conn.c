@@ -13,6 +13,7 @@
 #include "batch.h"
 #include "dispatch.h"
 #include "log.h"
+#include "subscribe.h"
 
 /* Per wake-up caps, so one busy peer cannot starve the others on its
  * worker; past them the connection re-queues itself (edge mode gets no new
@@ -107,6 +108,7 @@ void conn_close(conn_t *c, const char *why)
     c->closed = 1;
     worker_t *w = c->w;
     if (why) log_info("conn", "#%" PRIu64 " %s closed: %s", c->id, c->peer, why);
+    if (c->subs) subscribe_conn_closed(c);
     reactor_del(w->r, &c->h);
     close(c->h.fd);
     unpause(c);
@@ -343,6 +345,7 @@ static void write_out(conn_t *c)
         conn_ref(c);
         reactor_defer(w->r, resume_task, c);
     }
+    if (c->push_blocked) subscribe_output_drained(c);
 }
 
 /* Processes the whole frames in buf[0..len); returns bytes consumed. Stops
@@ -540,8 +543,9 @@ void conn_reap_idle(worker_t *w, uint64_t now_ms)
         conn_t *next = c->next;
         /* Idle: no bytes either way for the period. A connection whose only
          * pending work is the broker's own (a long poll, an acks=all wait) is
-         * not idle; one whose client stopped reading its output is. */
-        int broker_owes = c->shead && !c->ohead;
+         * not idle, nor is a subscriber waiting for data; one whose client
+         * stopped reading its output is. */
+        int broker_owes = (c->shead || c->subs) && !c->ohead;
         if (!broker_owes && now_ms - c->last_active_ms > (uint64_t)idle)
             conn_close(c, c->ohead ? "idle: the client stopped reading its responses" : "idle");
         c = next;

@@ -67,6 +67,11 @@ struct conn {
     uint64_t out_bytes;     /* queued bytes: slots + chain */
     int64_t out_budget;     /* memory bytes of out counted in the global budget */
     uint64_t last_active_ms;
+    /* push mode (h_subscribe.c, subscribe.h) */
+    struct sub *subs; /* this connection's subscriptions */
+    uint32_t nsubs;
+    int push_busy;    /* pushing now: write_out must not start pushing again */
+    int push_blocked; /* a subscription stopped at the output cap */
 };
 
 /* Accepted socket fd (non-blocking) → a registered connection. */

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "offsets.h"
 
 uint64_t now_us(void)
 {
@@ -15,12 +16,23 @@ uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* The broker's own topics are not for clients to write, create or delete:
+ * a produce there would corrupt committed offsets, a delete lose them all. */
+static int client_may_write(const char *topic, sl_err_t *err)
+{
+    if (strcmp(topic, OFFSETS_TOPIC) == 0)
+        return sl_err_set(err, SL_ERR_INVALID_TOPIC, "%s is an internal topic of the broker",
+                          topic);
+    return SL_OK;
+}
+
 int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create, partition_t **out,
                        sl_err_t *err)
 {
     store_t *s = c->w->b->store;
     int rc = store_validate_topic_name(topic, err);
     if (rc != SL_OK) return rc;
+    if (auto_create && (rc = client_may_write(topic, err)) != SL_OK) return rc;
     rc = store_partition(s, topic, id, out, err);
     if (rc == SL_ERR_UNKNOWN_TOPIC_OR_PARTITION && auto_create &&
         c->w->b->conf.auto_create_topics &&
@@ -168,7 +180,9 @@ static void h_create_topic(conn_t *c, const sl_request_t *req)
         keys[i] = m->configs[i]->key ? m->configs[i]->key : "";
         vals[i] = m->configs[i]->value ? m->configs[i]->value : "";
     }
-    int rc = store_topic_create(c->w->b->store, m->name, np, keys, vals, m->n_configs, &err);
+    int rc = client_may_write(m->name, &err);
+    if (rc == SL_OK)
+        rc = store_topic_create(c->w->b->store, m->name, np, keys, vals, m->n_configs, &err);
     if (rc != SL_OK) {
         reply(c, req, rc, err.msg, NULL);
         return;
@@ -184,6 +198,7 @@ static void h_delete_topic(conn_t *c, const sl_request_t *req)
 {
     DECODE(Sluice__DeleteTopicRequest, m, sluice__delete_topic_request__descriptor);
     int rc = store_validate_topic_name(m->name, &err);
+    if (rc == SL_OK) rc = client_may_write(m->name, &err);
     if (rc == SL_OK) rc = store_topic_delete(c->w->b->store, m->name, &err);
     if (rc != SL_OK) {
         reply(c, req, rc, err.msg, NULL);
@@ -257,6 +272,21 @@ void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total)
         break;
     case SLUICE__API_KEY__LIST_OFFSETS:
         h_list_offsets(c, &req);
+        break;
+    case SLUICE__API_KEY__JOIN_GROUP:
+    case SLUICE__API_KEY__SYNC_GROUP:
+    case SLUICE__API_KEY__HEARTBEAT:
+    case SLUICE__API_KEY__LEAVE_GROUP:
+    case SLUICE__API_KEY__OFFSET_COMMIT:
+    case SLUICE__API_KEY__OFFSET_FETCH:
+    case SLUICE__API_KEY__LIST_GROUPS:
+    case SLUICE__API_KEY__DESCRIBE_GROUP:
+        h_groups(c, &req);
+        break;
+    case SLUICE__API_KEY__SUBSCRIBE:
+    case SLUICE__API_KEY__CREDIT:
+    case SLUICE__API_KEY__UNSUBSCRIBE:
+        h_subscribe(c, &req);
         break;
     default: {
         char msg[64];

@@ -19,6 +19,11 @@ void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total);
 /* Handlers, by request type (h_produce.c, h_fetch.c, dispatch.c). */
 void h_produce(conn_t *c, const sl_request_t *req, uint64_t t0_us);
 void h_fetch(conn_t *c, const sl_request_t *req, uint64_t t0_us);
+/* Consumer groups and committed offsets (h_groups.c): JOIN_GROUP ..
+ * DESCRIBE_GROUP. */
+void h_groups(conn_t *c, const sl_request_t *req);
+/* Push mode (h_subscribe.c): SUBSCRIBE, CREDIT, UNSUBSCRIBE. */
+void h_subscribe(conn_t *c, const sl_request_t *req);
 
 /* Looks a partition up for a request; with auto_create, creates a missing
  * topic (num.partitions) first. Returns SL_OK with a reference in *out. */

@@ -2,7 +2,8 @@
  * with sendfile. Long poll: with fewer than min_bytes available the request
  * waits (up to max_wait_ms) on this worker; an append on any worker posts a
  * check here through the partition's watcher bitmask (one bit per worker,
- * set before the last availability check so no append is missed).
+ * set before the last availability check so no append is missed). Push
+ * subscriptions (h_subscribe.c) share the bitmask and appended_task.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "subscribe.h"
 
 struct fetch_wait {
     fetch_wait_t *next, *prev;
@@ -65,9 +67,9 @@ static void remove_wait(fetch_wait_t *fw)
     else
         w->waits = fw->next;
     if (fw->next) fw->next->prev = fw->prev;
-    int others = 0;
-    for (fetch_wait_t *o = w->waits; o && !others; o = o->next) others = o->p == fw->p;
-    if (!others) atomic_fetch_and(partition_user_word(fw->p), ~worker_bit(w));
+    /* The bit stays while another wait or a subscription watches p. */
+    if (!fetch_waits_watching(w, fw->p) && !subscribe_watching(w, fw->p))
+        atomic_fetch_and(partition_user_word(fw->p), ~worker_bit(w));
     partition_unref(fw->p);
     conn_unref(fw->c);
     free(fw);
@@ -94,6 +96,13 @@ void fetch_waits_check(worker_t *w, partition_t *p)
     }
 }
 
+int fetch_waits_watching(const worker_t *w, const partition_t *p)
+{
+    for (const fetch_wait_t *o = w->waits; o; o = o->next)
+        if (o->p == p) return 1;
+    return 0;
+}
+
 void fetch_waits_expire_all(worker_t *w)
 {
     while (w->waits) expire(w->waits);
@@ -108,6 +117,7 @@ static void appended_task(void *arg)
 {
     appended_t *a = arg;
     fetch_waits_check(a->w, a->p);
+    subscribe_check(a->w, a->p);
     partition_unref(a->p);
     free(a);
 }

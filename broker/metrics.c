@@ -14,9 +14,13 @@
 #include "log.h"
 
 /* Error codes tracked per api; anything else counts as "other". */
-static const int codes[MET_CODES] = {0, 1, 2, 3, 7, 10, 17, 18, 21, 36, 37, 40, 42, 56, 87, -1};
-static const char *api_names[MET_APIS] = {"none",         "hello",   "metadata", "create_topic",
-                                          "delete_topic", "produce", "fetch",    "list_offsets"};
+static const int codes[MET_CODES] = {0,  1,  2,  3,  7,  10, 17, 18, 21, 22,
+                                     25, 27, 36, 37, 40, 42, 56, 69, 87, -1};
+static const char *api_names[MET_APIS] = {
+    "none",           "hello",       "metadata",      "create_topic", "delete_topic",
+    "produce",        "fetch",       "list_offsets",  "join_group",   "sync_group",
+    "heartbeat",      "leave_group", "offset_commit", "offset_fetch", "list_groups",
+    "describe_group", "subscribe",   "credit",        "unsubscribe",  "push"};
 
 void met_observe(met_hist_t *h, uint64_t us)
 {

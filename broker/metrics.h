@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MET_APIS    8  /* ApiKey values 0..7 */
-#define MET_CODES   16 /* distinct error codes tracked per api, see metrics.c */
+#define MET_APIS    20 /* ApiKey values 0..19 */
+#define MET_CODES   20 /* distinct error codes tracked per api, see metrics.c */
 #define MET_BUCKETS 26 /* 1 µs .. 2^25 µs (33 s) */
 
 typedef struct met_hist {

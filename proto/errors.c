@@ -39,6 +39,20 @@ const char *sl_code_name(int code)
         return "RECORD_LIST_TOO_LARGE";
     case SL_ERR_INVALID_REQUIRED_ACKS:
         return "INVALID_REQUIRED_ACKS";
+    case SL_ERR_ILLEGAL_GENERATION:
+        return "ILLEGAL_GENERATION";
+    case SL_ERR_INCONSISTENT_GROUP_PROTOCOL:
+        return "INCONSISTENT_GROUP_PROTOCOL";
+    case SL_ERR_INVALID_GROUP_ID:
+        return "INVALID_GROUP_ID";
+    case SL_ERR_UNKNOWN_MEMBER_ID:
+        return "UNKNOWN_MEMBER_ID";
+    case SL_ERR_INVALID_SESSION_TIMEOUT:
+        return "INVALID_SESSION_TIMEOUT";
+    case SL_ERR_REBALANCE_IN_PROGRESS:
+        return "REBALANCE_IN_PROGRESS";
+    case SL_ERR_GROUP_ID_NOT_FOUND:
+        return "GROUP_ID_NOT_FOUND";
     case SL_ERR_TOPIC_ALREADY_EXISTS:
         return "TOPIC_ALREADY_EXISTS";
     case SL_ERR_INVALID_PARTITIONS:

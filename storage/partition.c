@@ -404,6 +404,90 @@ out:
     return rc;
 }
 
+/* Reads the header prefix of the batch at `at` in s: its base and last
+ * offset and total size. [mu] */
+static int batch_at(const seg_t *s, uint64_t at, int64_t *base, int64_t *last, uint64_t *size,
+                    sl_err_t *err)
+{
+    uint8_t h[SL_BATCH_OFF_BASE_TIMESTAMP];
+    ssize_t r = io_pread_all(s->fd, h, sizeof h, (off_t)at);
+    if (r < 0) return sl_err_sys(err, (int)-r, "read %s.log @%" PRIu64, s->path, at);
+    if ((size_t)r < sizeof h)
+        return sl_err_set(err, SL_ERR_STORAGE, "%s.log: short read at %" PRIu64, s->path, at);
+    *base = (int64_t)sl_be64(h);
+    *last = *base + (int32_t)sl_be32(h + SL_BATCH_OFF_LAST_OFFSET_DELTA);
+    *size = sl_batch_total_size(h);
+    if (*size < SL_BATCH_HEADER_SIZE || at + *size > s->size)
+        return sl_err_set(err, SL_ERR_CORRUPT_MESSAGE, "%s.log: bad batch length at %" PRIu64,
+                          s->path, at);
+    return SL_OK;
+}
+
+int partition_read_batches(partition_t *p, int64_t offset, uint64_t max_bytes, seg_range_t *out,
+                           int64_t *next_offset, sl_err_t *err)
+{
+    *next_offset = offset;
+    int rc = partition_read(p, offset, max_bytes, out, err);
+    if (rc != SL_OK || out->len == 0) return rc;
+    seg_t *s = out->seg;
+    /* partition_read made len ≥ the first batch: the window is at least it. */
+    uint64_t limit = out->pos + (max_bytes > out->len ? max_bytes : out->len);
+    pthread_mutex_lock(&p->mu);
+    /* The segment may have grown since partition_read, but only by whole
+     * batches, and next_offset is always the offset after its last one. */
+    if (s->size <= limit) {
+        out->len = s->size - out->pos;
+        *next_offset = s->next_offset;
+        pthread_mutex_unlock(&p->mu);
+        return SL_OK;
+    }
+    /* Cut at the last batch boundary within the window. Start the walk at the
+     * last index entry inside it (a batch start), so at most about
+     * index.interval.bytes of headers are read. */
+    uint64_t at = out->pos;
+    int64_t next = offset;
+    size_t lo = 0, hi = s->oidx.n;
+    while (lo < hi) { /* lo = first entry with position > limit */
+        size_t mid = lo + (hi - lo) / 2;
+        uint32_t rel, pos;
+        idx_offset_at(&s->oidx, mid, &rel, &pos);
+        if (pos > limit)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (lo > 0) {
+        uint32_t rel, pos;
+        idx_offset_at(&s->oidx, lo - 1, &rel, &pos);
+        if (pos > out->pos) {
+            at = pos;
+            next = s->base + rel;
+        }
+    }
+    while (at < s->size) {
+        int64_t base = 0, last = 0;
+        uint64_t size = 0;
+        if ((rc = batch_at(s, at, &base, &last, &size, err)) != SL_OK) break;
+        if (at + size > limit) break;
+        at += size;
+        next = last + 1;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc != SL_OK || at == out->pos) {
+        seg_range_release(out);
+        memset(out, 0, sizeof *out);
+        out->fd = -1;
+        *next_offset = offset;
+        if (rc == SL_OK)
+            rc = sl_err_set(err, SL_ERR_CORRUPT_MESSAGE, "%s-%d: no whole batch at %" PRId64,
+                            p->topic, p->id, offset);
+        return rc;
+    }
+    out->len = at - out->pos;
+    *next_offset = next;
+    return SL_OK;
+}
+
 int partition_read_copy(partition_t *p, int64_t offset, uint64_t max_bytes, uint8_t **buf,
                         size_t *len, sl_err_t *err)
 {

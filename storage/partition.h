@@ -109,6 +109,17 @@ int partition_append(partition_t *p, uint8_t *buf, size_t len, int64_t now_ms,
 int partition_read(partition_t *p, int64_t offset, uint64_t max_bytes, seg_range_t *out,
                    sl_err_t *err);
 
+/* Like partition_read, but the range holds whole batches only: from the
+ * batch holding `offset` up to max_bytes, at least one batch even when it
+ * exceeds max_bytes, never beyond the end of that batch's segment. Sets
+ * *next_offset to the offset after the last batch in the range (where the
+ * next read continues; equal to `offset` when the range is empty). At LEO:
+ * SL_OK, len 0, no pin. Same errors as partition_read. Push mode reads with
+ * it so every frame carries whole batches. Any thread; never blocks beyond
+ * page-cache reads of batch headers. */
+int partition_read_batches(partition_t *p, int64_t offset, uint64_t max_bytes, seg_range_t *out,
+                           int64_t *next_offset, sl_err_t *err);
+
 /* Copying read: whole batches only, starting at the batch holding `offset`,
  * at least one batch even when it exceeds max_bytes. *buf is malloc'd (the
  * caller frees); *len = 0 and *buf = NULL at LEO. */

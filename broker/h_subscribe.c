@@ -1,0 +1,274 @@
+/* h_subscribe.c — push mode: SUBSCRIBE (answered once, then PUSH frames),
+ * CREDIT (never answered), UNSUBSCRIBE (answered). See subscribe.h for the
+ * ownership and wake-up rules and docs/protocol.md for the wire contract.
+ *
+ * Removal while iterating: pushing can close the connection (a write error),
+ * which ends all its subscriptions. subscribe_check walks the worker's list
+ * while pushing, so during that walk removal only marks a subscription dead
+ * and unlinks it from its connection; the walk frees the dead ones after.
+ * Everywhere else removal frees at once. After any push the caller checks
+ * c->closed before touching a subscription again.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "subscribe.h"
+
+typedef struct sub {
+    struct sub *wnext, *wprev; /* worker's list */
+    struct sub *cnext;         /* connection's list */
+    conn_t *c;
+    partition_t *p; /* referenced */
+    uint64_t corr;  /* the Subscribe's correlation id: names the subscription */
+    int64_t offset; /* next offset to push */
+    int64_t credit; /* bytes; may go negative after a batch larger than it */
+    int dead;       /* ended while subscribe_check walks the list */
+} sub_t;
+
+/* Set while subscribe_check walks a worker's list (worker thread only). */
+static _Thread_local int walking;
+
+static void free_sub(sub_t *s)
+{
+    worker_t *w = s->c->w;
+    if (s->wprev)
+        s->wprev->wnext = s->wnext;
+    else
+        w->subs = s->wnext;
+    if (s->wnext) s->wnext->wprev = s->wprev;
+    if (!subscribe_watching(w, s->p) && !fetch_waits_watching(w, s->p))
+        atomic_fetch_and(partition_user_word(s->p), ~subscribe_watch_bit(w));
+    partition_unref(s->p);
+    free(s);
+}
+
+/* Takes s off its connection; frees it now or, during a walk, marks it. */
+static void end_sub(sub_t *s)
+{
+    conn_t *c = s->c;
+    for (sub_t **pp = &c->subs; *pp; pp = &(*pp)->cnext)
+        if (*pp == s) {
+            *pp = s->cnext;
+            c->nsubs--;
+            break;
+        }
+    s->dead = 1;
+    if (!walking) free_sub(s);
+}
+
+static sub_t *find(conn_t *c, uint64_t corr)
+{
+    for (sub_t *s = c->subs; s; s = s->cnext)
+        if (s->corr == corr) return s;
+    return NULL;
+}
+
+/* Pushes what s may send now: whole batches from s->offset while it has
+ * credit and the connection's output is under its cap. Ends s (with an
+ * error PUSH) when the log no longer has its offset. Returns 0, or -1 when
+ * the connection closed (s may be freed). */
+static int pump(sub_t *s)
+{
+    conn_t *c = s->c;
+    worker_t *w = c->w;
+    uint64_t cap = (uint64_t)w->b->conf.max_connection_output_bytes;
+    int busy = c->push_busy;
+    c->push_busy = 1; /* conn_respond → write_out must not re-enter pushing */
+    /* c->closed first: once it is set, s may be freed. */
+    while (!c->closed && !s->dead && s->credit > 0 && !w->draining && !c->close_after_write) {
+        if (c->out_bytes >= cap) {
+            c->push_blocked = 1;
+            break;
+        }
+        uint64_t max = (uint64_t)s->credit;
+        if (max > cap - c->out_bytes) max = cap - c->out_bytes;
+        if (max > SUBSCRIBE_PUSH_MAX_BYTES) max = SUBSCRIBE_PUSH_MAX_BYTES;
+        seg_range_t range;
+        int64_t next;
+        sl_err_t err;
+        int rc = partition_read_batches(s->p, s->offset, max, &range, &next, &err);
+        if (rc == SL_OK && range.len == 0) break; /* caught up: the next append wakes us */
+        slot_t *slot = conn_slot(c);
+        if (!slot) {
+            if (rc == SL_OK) seg_range_release(&range);
+            conn_close(c, "out of memory");
+            break;
+        }
+        uint64_t corr = s->corr;
+        if (rc != SL_OK) {
+            /* Retention passed the offset, the topic was deleted, or the
+             * disk failed: the subscription is over; the client re-subscribes. */
+            log_info("push", "#%" PRIu64 " %s: subscription %" PRIu64 " ended: %s", c->id, c->peer,
+                     corr, err.msg);
+            end_sub(s);
+            conn_respond(c, slot, SLUICE__API_KEY__PUSH, corr, rc, err.msg, NULL, NULL);
+            break;
+        }
+        Sluice__PushData d = SLUICE__PUSH_DATA__INIT;
+        d.topic = (char *)partition_topic(s->p);
+        d.partition = partition_id(s->p);
+        d.high_watermark = partition_log_end(s->p);
+        d.first_offset = range.first_offset;
+        s->credit -= (int64_t)range.len;
+        s->offset = next;
+        conn_respond(c, slot, SLUICE__API_KEY__PUSH, corr, SL_OK, NULL, &d.base, &range);
+    }
+    /* c stays allocated until the end of this event batch even if closed. */
+    c->push_busy = busy;
+    return c->closed ? -1 : 0;
+}
+
+void subscribe_check(worker_t *w, partition_t *p)
+{
+    walking++;
+    for (sub_t *s = w->subs; s; s = s->wnext)
+        if (s->p == p && !s->dead && !s->c->closed) pump(s);
+    walking--;
+    if (walking) return;
+    sub_t *s = w->subs;
+    while (s) {
+        sub_t *next = s->wnext;
+        if (s->dead) free_sub(s);
+        s = next;
+    }
+}
+
+int subscribe_watching(const worker_t *w, const partition_t *p)
+{
+    for (const sub_t *s = w->subs; s; s = s->wnext)
+        if (s->p == p && !s->dead) return 1;
+    return 0;
+}
+
+void subscribe_conn_closed(conn_t *c)
+{
+    while (c->subs) end_sub(c->subs);
+}
+
+void subscribe_output_drained(conn_t *c)
+{
+    if (c->push_busy || c->closed) return;
+    c->push_blocked = 0;
+    sub_t *s = c->subs;
+    while (s && !c->closed) {
+        sub_t *next = s->cnext; /* s may end; next stays valid unless c closes */
+        if (pump(s) < 0) break;
+        s = next;
+    }
+}
+
+static void on_subscribe(conn_t *c, const sl_request_t *req, slot_t *slot)
+{
+    sl_err_t err;
+    uint64_t corr = req->hdr->correlation_id;
+    Sluice__SubscribeRequest *m = (Sluice__SubscribeRequest *)sl_body_decode(
+        &sluice__subscribe_request__descriptor, req->body, req->body_len, &c->arena, &err);
+    partition_t *p = NULL;
+    int rc = m ? SL_OK : err.code;
+    if (rc == SL_OK && c->nsubs >= SUBSCRIBE_MAX_PER_CONN)
+        rc = sl_err_set(&err, SL_ERR_INVALID_REQUEST,
+                        "too many subscriptions on this connection (max %d)",
+                        SUBSCRIBE_MAX_PER_CONN);
+    if (rc == SL_OK && find(c, corr))
+        rc = sl_err_set(&err, SL_ERR_INVALID_REQUEST,
+                        "correlation id %" PRIu64 " already names a subscription", corr);
+    if (rc == SL_OK) rc = dispatch_partition(c, m->topic, m->partition, 0, &p, &err);
+    int64_t start = 0, end = 0, offset = 0;
+    if (rc == SL_OK) {
+        start = partition_log_start(p);
+        end = partition_log_end(p);
+        offset = m->offset == -1 ? end : m->offset == -2 ? start : m->offset;
+        if (offset < start || offset > end)
+            rc = sl_err_set(&err, SL_ERR_OFFSET_OUT_OF_RANGE,
+                            "%s-%d: offset %" PRId64 " is outside [%" PRId64 ", %" PRId64 "]",
+                            m->topic, m->partition, m->offset, start, end);
+    }
+    sub_t *s = rc == SL_OK ? calloc(1, sizeof *s) : NULL;
+    if (rc == SL_OK && !s) rc = sl_err_set(&err, SL_ERR_NOMEM, "out of memory");
+    met_request(&c->w->m, SLUICE__API_KEY__SUBSCRIBE, rc);
+    if (rc != SL_OK) {
+        if (p) partition_unref(p);
+        conn_respond(c, slot, SLUICE__API_KEY__SUBSCRIBE, corr, rc, err.msg, NULL, NULL);
+        return;
+    }
+    worker_t *w = c->w;
+    s->c = c;
+    s->p = p;
+    s->corr = corr;
+    s->offset = offset;
+    s->credit = m->credit_bytes > INT64_MAX ? INT64_MAX : (int64_t)m->credit_bytes;
+    s->cnext = c->subs;
+    c->subs = s;
+    c->nsubs++;
+    s->wnext = w->subs;
+    if (w->subs) w->subs->wprev = s;
+    w->subs = s;
+    /* Publish interest before the first read (pump below): an append in
+     * between then posts a check instead of going unnoticed. */
+    atomic_fetch_or(partition_user_word(p), subscribe_watch_bit(w));
+    Sluice__SubscribeResponse r = SLUICE__SUBSCRIBE_RESPONSE__INIT;
+    r.high_watermark = end;
+    r.log_start_offset = start;
+    conn_respond(c, slot, SLUICE__API_KEY__SUBSCRIBE, corr, SL_OK, NULL, &r.base, NULL);
+    if (!c->closed) pump(s);
+}
+
+static void on_credit(conn_t *c, const sl_request_t *req)
+{
+    sl_err_t err;
+    Sluice__CreditRequest *m = (Sluice__CreditRequest *)sl_body_decode(
+        &sluice__credit_request__descriptor, req->body, req->body_len, &c->arena, &err);
+    if (!m) {
+        /* Never answered, so an error cannot be reported: the client's
+         * stream is broken, like a bad frame length. */
+        met_add(&c->w->m.protocol_errors, 1);
+        conn_close(c, "CREDIT body does not decode");
+        return;
+    }
+    sub_t *s = find(c, m->subscription);
+    if (!s) return; /* ended by an error PUSH or an Unsubscribe in flight */
+    int64_t add = m->bytes > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)m->bytes;
+    s->credit = s->credit > INT64_MAX - add ? INT64_MAX : s->credit + add; /* saturate */
+    pump(s);
+}
+
+static void on_unsubscribe(conn_t *c, const sl_request_t *req, slot_t *slot)
+{
+    sl_err_t err;
+    uint64_t corr = req->hdr->correlation_id;
+    Sluice__UnsubscribeRequest *m = (Sluice__UnsubscribeRequest *)sl_body_decode(
+        &sluice__unsubscribe_request__descriptor, req->body, req->body_len, &c->arena, &err);
+    int rc = m ? SL_OK : err.code;
+    sub_t *s = m ? find(c, m->subscription) : NULL;
+    if (rc == SL_OK && !s)
+        rc = sl_err_set(&err, SL_ERR_INVALID_REQUEST,
+                        "no subscription %" PRIu64 " on this connection", m->subscription);
+    met_request(&c->w->m, SLUICE__API_KEY__UNSUBSCRIBE, rc);
+    if (rc != SL_OK) {
+        conn_respond(c, slot, SLUICE__API_KEY__UNSUBSCRIBE, corr, rc, err.msg, NULL, NULL);
+        return;
+    }
+    end_sub(s);
+    Sluice__UnsubscribeResponse r = SLUICE__UNSUBSCRIBE_RESPONSE__INIT;
+    conn_respond(c, slot, SLUICE__API_KEY__UNSUBSCRIBE, corr, SL_OK, NULL, &r.base, NULL);
+}
+
+void h_subscribe(conn_t *c, const sl_request_t *req)
+{
+    if (req->hdr->api == SLUICE__API_KEY__CREDIT) {
+        on_credit(c, req); /* no slot: CREDIT is never answered */
+        return;
+    }
+    slot_t *slot = conn_slot(c);
+    if (!slot) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    if (req->hdr->api == SLUICE__API_KEY__SUBSCRIBE)
+        on_subscribe(c, req, slot);
+    else
+        on_unsubscribe(c, req, slot);
+}
