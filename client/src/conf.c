@@ -36,6 +36,12 @@ typedef struct {
 } cprop_t;
 
 static const cenum_t acks_enum[] = {{"all", -1}, {"-1", -1}, {"0", 0}, {"1", 1}, {NULL, 0}};
+static const cenum_t bool_enum[] = {{"true", 1}, {"false", 0}, {NULL, 0}};
+static const cenum_t reset_enum[] = {
+    {"earliest", SL_RESET_EARLIEST}, {"latest", SL_RESET_LATEST},  {"error", SL_RESET_ERROR},
+    {"smallest", SL_RESET_EARLIEST}, {"largest", SL_RESET_LATEST}, {NULL, 0}};
+static const cenum_t fetch_mode_enum[] = {
+    {"pull", SL_FETCH_PULL}, {"push", SL_FETCH_PUSH}, {NULL, 0}};
 static const cenum_t compression_enum[] = {
     {"none", SL_COMPRESSION_NONE}, {"lz4", SL_COMPRESSION_LZ4}, {NULL, 0}};
 
@@ -72,6 +78,35 @@ static const cprop_t props[] = {
     {"delivery.timeout.ms", T_INT, OFF(delivery_timeout_ms), 1, INT32_MAX, "120000", NULL, NULL,
      "Upper bound on a message's life from sluice_produce() to its report; then "
      "SLUICE_ERR__MSG_TIMED_OUT."},
+    /* consumer (Kafka's names and defaults) */
+    {"group.id", T_STR, OFF(group_id), 0, 0, NULL, NULL, NULL,
+     "Consumer group: needed by subscribe and for committing offsets (1-255 bytes)."},
+    {"auto.offset.reset", T_ENUM, OFF(auto_offset_reset), 0, 0, "latest", reset_enum, NULL,
+     "Where to start without a committed offset, or out of range: earliest, latest, error."},
+    {"enable.auto.commit", T_ENUM, OFF(enable_auto_commit), 0, 0, "true", bool_enum, NULL,
+     "Commit positions every auto.commit.interval.ms, on rebalance and on close."},
+    {"auto.commit.interval.ms", T_INT, OFF(auto_commit_interval_ms), 1, 86400000, "5000", NULL,
+     NULL, "Interval of automatic commits."},
+    {"fetch.min.bytes", T_INT, OFF(fetch_min_bytes), 0, 100000000, "1", NULL, NULL,
+     "A fetch waits (up to fetch.max.wait.ms) until this many bytes are available."},
+    {"fetch.max.wait.ms", T_INT, OFF(fetch_max_wait_ms), 0, 300000, "500", NULL, NULL,
+     "Longest wait of a long-polling fetch."},
+    {"max.partition.fetch.bytes", T_INT, OFF(max_partition_fetch_bytes), 1, 1 << 30, "1048576",
+     NULL, NULL,
+     "Most bytes asked for in one fetch of one partition (a first larger batch "
+     "still comes whole)."},
+    {"fetch.max.bytes", T_INT64, OFF(fetch_max_bytes), 1024, INT64_C(1) << 40, "52428800", NULL,
+     NULL, "The one budget of prefetched bytes across all partitions (push: total credit)."},
+    {"session.timeout.ms", T_INT, OFF(session_timeout_ms), 1, 86400000, "45000", NULL, NULL,
+     "A group member without a heartbeat this long is dropped by the broker."},
+    {"heartbeat.interval.ms", T_INT, OFF(heartbeat_interval_ms), 1, 86400000, "3000", NULL, NULL,
+     "Interval of group heartbeats (also how soon a rebalance is noticed)."},
+    {"check.crcs", T_ENUM, OFF(check_crcs), 0, 0, "true", bool_enum, NULL,
+     "Check every received batch's CRC-32C; a bad batch is reported as SLUICE_ERR__BAD_MSG."},
+    {"enable.partition.eof", T_ENUM, OFF(enable_partition_eof), 0, 0, "false", bool_enum, NULL,
+     "Report reaching the end of a partition as a message with SLUICE_ERR__PARTITION_EOF."},
+    {"fetch.mode", T_ENUM, OFF(fetch_mode), 0, 0, "pull", fetch_mode_enum, NULL,
+     "pull: Fetch long polls; push: the broker streams batches (lowest latency)."},
 };
 #define NPROPS (sizeof props / sizeof props[0])
 
@@ -184,7 +219,7 @@ SLUICE_API sluice_conf_t *sluice_conf_new(void)
     sluice_conf_t *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     for (size_t i = 0; i < NPROPS; i++) {
-        if (props[i].alias_of) continue;
+        if (props[i].alias_of || !props[i].def) continue; /* no default: unset (NULL) */
         if (set_prop(c, &props[i], props[i].def, NULL, 0) != SLUICE_CONF_OK) {
             sluice_conf_destroy(c);
             return NULL;
@@ -198,6 +233,7 @@ SLUICE_API void sluice_conf_destroy(sluice_conf_t *conf)
     if (!conf) return;
     free(conf->bootstrap_servers);
     free(conf->client_id);
+    free(conf->group_id);
     free(conf);
 }
 
@@ -208,7 +244,8 @@ SLUICE_API sluice_conf_t *sluice_conf_dup(const sluice_conf_t *conf)
     *c = *conf;
     c->bootstrap_servers = strdup(conf->bootstrap_servers);
     c->client_id = strdup(conf->client_id);
-    if (!c->bootstrap_servers || !c->client_id) {
+    c->group_id = conf->group_id ? strdup(conf->group_id) : NULL;
+    if (!c->bootstrap_servers || !c->client_id || (conf->group_id && !c->group_id)) {
         sluice_conf_destroy(c);
         return NULL;
     }
@@ -251,9 +288,10 @@ SLUICE_API sluice_conf_res_t sluice_conf_get(const sluice_conf_t *conf, const ch
     if (!dest || dest_size == 0) return SLUICE_CONF_INVALID;
     const char *base = (const char *)conf;
     switch (p->type) {
-    case T_STR:
-        snprintf(dest, dest_size, "%s", *(char *const *)(base + p->off));
-        break;
+    case T_STR: {
+        const char *v = *(char *const *)(base + p->off);
+        snprintf(dest, dest_size, "%s", v ? v : "");
+    } break;
     case T_INT:
         snprintf(dest, dest_size, "%d", *(const int *)(base + p->off));
         break;

@@ -15,6 +15,8 @@ SLUICE_API const char *sluice_err2str(int err)
         return "TRANSPORT";
     case SLUICE_ERR__MSG_TIMED_OUT:
         return "MSG_TIMED_OUT";
+    case SLUICE_ERR__PARTITION_EOF:
+        return "PARTITION_EOF";
     case SLUICE_ERR__UNKNOWN_PARTITION:
         return "UNKNOWN_PARTITION";
     case SLUICE_ERR__UNKNOWN_TOPIC:

@@ -30,10 +30,27 @@ struct sluice_conf_s {
     int retry_backoff_ms;
     int request_timeout_ms;
     int delivery_timeout_ms;
+    /* consumer (consumer.c, consumer_group.c) */
+    char *group_id;        /* NULL: no group (assign only, no commits) */
+    int auto_offset_reset; /* SL_RESET_* */
+    int enable_auto_commit;
+    int auto_commit_interval_ms;
+    int fetch_min_bytes;
+    int fetch_max_wait_ms;
+    int max_partition_fetch_bytes;
+    int64_t fetch_max_bytes;
+    int session_timeout_ms;
+    int heartbeat_interval_ms;
+    int check_crcs;
+    int enable_partition_eof;
+    int fetch_mode; /* SL_FETCH_PULL or SL_FETCH_PUSH */
     sluice_dr_cb_t *dr_cb;
     sluice_log_cb_t *log_cb;
     void *opaque;
 };
+
+enum { SL_RESET_EARLIEST, SL_RESET_LATEST, SL_RESET_ERROR };
+enum { SL_FETCH_PULL, SL_FETCH_PUSH };
 
 /* Logs through conf->log_cb or, without one, warnings and errors to stderr. */
 void sl_client_log(const sluice_conf_t *conf, int level, const char *fac, const char *fmt, ...)

@@ -52,6 +52,7 @@ typedef enum sluice_err {
     SLUICE_ERR__DESTROY = -197,       /**< the handle is being destroyed */
     SLUICE_ERR__TRANSPORT = -195,     /**< connection to the broker failed or broke */
     SLUICE_ERR__MSG_TIMED_OUT = -192, /**< not delivered within delivery.timeout.ms */
+    SLUICE_ERR__PARTITION_EOF = -191, /**< consumer reached the end of a partition (offset = it) */
     SLUICE_ERR__UNKNOWN_PARTITION = -190,
     SLUICE_ERR__UNKNOWN_TOPIC = -188,
     SLUICE_ERR__TIMED_OUT = -185,   /**< the call's own timeout expired */
@@ -71,12 +72,19 @@ typedef enum sluice_err {
     SLUICE_ERR_INVALID_TOPIC = 17,
     SLUICE_ERR_RECORD_LIST_TOO_LARGE = 18,
     SLUICE_ERR_INVALID_REQUIRED_ACKS = 21,
+    SLUICE_ERR_ILLEGAL_GENERATION = 22, /**< consumer group: stale generation (rejoins) */
+    SLUICE_ERR_INCONSISTENT_GROUP_PROTOCOL = 23,
+    SLUICE_ERR_INVALID_GROUP_ID = 24,
+    SLUICE_ERR_UNKNOWN_MEMBER_ID = 25, /**< consumer group: member unknown (rejoins) */
+    SLUICE_ERR_INVALID_SESSION_TIMEOUT = 26,
+    SLUICE_ERR_REBALANCE_IN_PROGRESS = 27, /**< consumer group: rejoin needed */
     SLUICE_ERR_TOPIC_ALREADY_EXISTS = 36,
     SLUICE_ERR_INVALID_PARTITIONS = 37,
     SLUICE_ERR_INVALID_CONFIG = 40,
     SLUICE_ERR_INVALID_REQUEST = 42,
     SLUICE_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT = 43,
     SLUICE_ERR_STORAGE_ERROR = 56,
+    SLUICE_ERR_GROUP_ID_NOT_FOUND = 69, /**< describe of a group the broker does not know */
     SLUICE_ERR_INVALID_RECORD = 87,
 } sluice_err_t;
 
@@ -211,6 +219,153 @@ SLUICE_API int32_t sluice_partition_for_key(const void *key, size_t key_len, int
 
 /** Kafka's murmur2 (seed 0x9747b28c), as its partitioner uses it. */
 SLUICE_API uint32_t sluice_murmur2(const void *data, size_t len);
+
+/** @name Topic-partition lists (consumer and admin) */
+
+/** Special offsets. */
+#define SLUICE_OFFSET_BEGINNING ((int64_t)-2) /**< the log start */
+#define SLUICE_OFFSET_END       ((int64_t)-1) /**< the log end: only new messages */
+#define SLUICE_OFFSET_STORED                                                                       \
+    ((int64_t)-1000)                           /**< the group's committed offset, else             \
+                                                    auto.offset.reset */
+#define SLUICE_OFFSET_INVALID ((int64_t)-1001) /**< none (e.g. nothing committed) */
+
+typedef struct sluice_topic_partition {
+    char *topic; /**< owned by the list */
+    int32_t partition;
+    int64_t offset; /**< meaning depends on the call */
+    int err;        /**< per-partition result, where a call reports one */
+} sluice_topic_partition_t;
+
+typedef struct sluice_tp_list {
+    size_t cnt, size;
+    sluice_topic_partition_t *elems;
+} sluice_tp_list_t;
+
+/** A new empty list with room for `size` elements (grows as needed). NULL on
+ * ENOMEM. Free with sluice_tp_list_destroy. */
+SLUICE_API sluice_tp_list_t *sluice_tp_list_new(size_t size);
+SLUICE_API void sluice_tp_list_destroy(sluice_tp_list_t *list);
+/** Appends (topic is copied); returns the new element (offset
+ * SLUICE_OFFSET_INVALID, err 0) or NULL on ENOMEM. */
+SLUICE_API sluice_topic_partition_t *sluice_tp_list_add(sluice_tp_list_t *list, const char *topic,
+                                                        int32_t partition);
+
+/** @name Consumer
+ *
+ * Configuration keys (besides bootstrap.servers, client.id): group.id,
+ * auto.offset.reset (earliest, latest, error), enable.auto.commit,
+ * auto.commit.interval.ms, fetch.min.bytes, fetch.max.wait.ms,
+ * max.partition.fetch.bytes, fetch.max.bytes (the one budget for all
+ * prefetched data, whatever the number of partitions), session.timeout.ms,
+ * heartbeat.interval.ms, check.crcs (default true: every received batch's
+ * CRC-32C is checked; a bad one is reported as SLUICE_ERR__BAD_MSG and never
+ * delivered), enable.partition.eof, fetch.mode (pull: Fetch long polls;
+ * push: the broker streams new batches, for the lowest latency; the API is
+ * the same).
+ *
+ * A consumer has one background thread that prefetches; the application
+ * calls sluice_consumer_poll() from one thread at a time. */
+typedef struct sluice_consumer_s sluice_consumer_t;
+
+/** Creates a consumer and its thread. Takes conf on success. */
+SLUICE_API sluice_consumer_t *sluice_consumer_new(sluice_conf_t *conf, char *errstr,
+                                                  size_t errstr_size);
+
+/** Consumes exactly these partitions, from each element's offset (an offset,
+ * or SLUICE_OFFSET_BEGINNING / _END / _STORED). Replaces any previous
+ * assignment. No group membership. */
+SLUICE_API int sluice_consumer_assign(sluice_consumer_t *c, const sluice_tp_list_t *partitions);
+
+/** Joins group.id with these topics (broker-side assignment); partitions are
+ * assigned and revoked by rebalances, positions start at the committed
+ * offsets (else auto.offset.reset). SLUICE_ERR__INVALID_ARG without
+ * group.id. */
+SLUICE_API int sluice_consumer_subscribe(sluice_consumer_t *c, const char *const *topics, size_t n);
+
+/** The next message, waiting up to timeout_ms (-1: forever); NULL when none
+ * arrived in time. A message with err != 0 reports an error (partition EOF
+ * when enable.partition.eof, a bad CRC, a lost partition...). The caller
+ * owns the message: free it with sluice_message_destroy. */
+SLUICE_API sluice_message_t *sluice_consumer_poll(sluice_consumer_t *c, int timeout_ms);
+SLUICE_API void sluice_message_destroy(sluice_message_t *msg);
+
+/** Moves the position of an assigned partition; the next poll returns the
+ * message at `offset` (or per SLUICE_OFFSET_BEGINNING / _END). */
+SLUICE_API int sluice_consumer_seek(sluice_consumer_t *c, const char *topic, int32_t partition,
+                                    int64_t offset, int timeout_ms);
+
+/** Commits offsets for group.id: `offsets` (offset = the NEXT message to
+ * read), or with NULL the current positions of every assigned partition.
+ * async = 0 waits for the broker's answer (durable) and returns its error;
+ * async = 1 returns at once. */
+SLUICE_API int sluice_consumer_commit(sluice_consumer_t *c, const sluice_tp_list_t *offsets,
+                                      int async);
+
+/** Fills each element's offset with the consumer's position (the next
+ * offset poll would return; SLUICE_OFFSET_INVALID if unknown). */
+SLUICE_API int sluice_consumer_position(sluice_consumer_t *c, sluice_tp_list_t *partitions);
+
+/** Fills each element's offset with the group's committed offset
+ * (SLUICE_OFFSET_INVALID if none), asking the broker. */
+SLUICE_API int sluice_consumer_committed(sluice_consumer_t *c, sluice_tp_list_t *partitions,
+                                         int timeout_ms);
+
+/** The current assignment; *out is a new list the caller destroys. */
+SLUICE_API int sluice_consumer_assignment(sluice_consumer_t *c, sluice_tp_list_t **out);
+
+/** Leaves the group (committing positions first when enable.auto.commit),
+ * stops prefetching. sluice_consumer_destroy still has to be called. */
+SLUICE_API int sluice_consumer_close(sluice_consumer_t *c);
+SLUICE_API void sluice_consumer_destroy(sluice_consumer_t *c);
+
+/** @name Admin (blocking calls, for tools like the sluice CLI) */
+typedef struct sluice_admin_s sluice_admin_t;
+
+/** Connects to bootstrap.servers from conf (taken on success). */
+SLUICE_API sluice_admin_t *sluice_admin_new(sluice_conf_t *conf, char *errstr, size_t errstr_size);
+SLUICE_API void sluice_admin_destroy(sluice_admin_t *a);
+
+/** Creates a topic; configs are "key=value" strings (n of them). errstr gets
+ * the broker's message on failure. */
+SLUICE_API int sluice_admin_create_topic(sluice_admin_t *a, const char *topic, int32_t partitions,
+                                         const char *const *configs, size_t n, char *errstr,
+                                         size_t errstr_size);
+SLUICE_API int sluice_admin_delete_topic(sluice_admin_t *a, const char *topic, char *errstr,
+                                         size_t errstr_size);
+
+/** Topic metadata: one element per partition of each topic (all topics when
+ * topics is NULL), offset = log end offset; err per topic. *out is a new list. */
+SLUICE_API int sluice_admin_describe_topics(sluice_admin_t *a, const char *const *topics, size_t n,
+                                            sluice_tp_list_t **out, char *errstr,
+                                            size_t errstr_size);
+
+/** A group as the broker describes it. */
+typedef struct sluice_group_member {
+    char *member_id, *client_id, *host;
+    sluice_tp_list_t *assignment;
+} sluice_group_member_t;
+
+typedef struct sluice_group_info {
+    char *group_id, *state, *assignor;
+    int32_t generation;
+    size_t member_count;
+    sluice_group_member_t *members;
+    /** committed offsets; each element's err holds 0, offset the committed
+     * offset; log end offsets in `log_end` (same order), for lag. */
+    sluice_tp_list_t *committed;
+    int64_t *log_end;
+} sluice_group_info_t;
+
+/** Lists groups: *out is an array of *n infos (members and offsets not
+ * filled), freed with sluice_group_infos_destroy. */
+SLUICE_API int sluice_admin_list_groups(sluice_admin_t *a, sluice_group_info_t **out, size_t *n,
+                                        char *errstr, size_t errstr_size);
+/** Describes one group fully. */
+SLUICE_API int sluice_admin_describe_group(sluice_admin_t *a, const char *group,
+                                           sluice_group_info_t **out, char *errstr,
+                                           size_t errstr_size);
+SLUICE_API void sluice_group_infos_destroy(sluice_group_info_t *infos, size_t n);
 
 #ifdef __cplusplus
 }
