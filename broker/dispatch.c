@@ -26,6 +26,18 @@ static int client_may_write(const char *topic, sl_err_t *err)
     return SL_OK;
 }
 
+void dispatch_reply(conn_t *c, const sl_request_t *req, int code, const char *msg,
+                    const ProtobufCMessage *body)
+{
+    slot_t *s = conn_slot(c);
+    if (!s) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    met_request(&c->w->m, req->hdr->api, code);
+    conn_respond(c, s, req->hdr->api, req->hdr->correlation_id, code, msg, body, NULL);
+}
+
 int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create, partition_t **out,
                        sl_err_t *err)
 {
@@ -48,35 +60,14 @@ int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create
     return rc;
 }
 
-/* Answers a request with just an error code and message, or with a body. */
-static void reply(conn_t *c, const sl_request_t *req, int code, const char *msg,
-                  const ProtobufCMessage *body)
-{
-    slot_t *s = conn_slot(c);
-    if (!s) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    met_request(&c->w->m, req->hdr->api, code);
-    conn_respond(c, s, req->hdr->api, req->hdr->correlation_id, code, msg, body, NULL);
-}
-
-#define DECODE(type, name, desc)                                                                   \
-    sl_err_t err;                                                                                  \
-    type *name = (type *)sl_body_decode(&desc, req->body, req->body_len, &c->arena, &err);         \
-    if (!name) {                                                                                   \
-        reply(c, req, SL_ERR_INVALID_REQUEST, err.msg, NULL);                                      \
-        return;                                                                                    \
-    }
-
 static void h_hello(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__HelloRequest, m, sluice__hello_request__descriptor);
+    DISPATCH_DECODE(Sluice__HelloRequest, m, sluice__hello_request__descriptor);
     if (m->min_version > SL_PROTOCOL_VERSION || (m->max_version && m->max_version < 1)) {
         char msg[128];
         snprintf(msg, sizeof msg, "client speaks versions %u..%u, broker %d..%d", m->min_version,
                  m->max_version, 1, SL_PROTOCOL_VERSION);
-        reply(c, req, SL_ERR_INVALID_REQUEST, msg, NULL);
+        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, msg, NULL);
         return;
     }
     Sluice__HelloResponse r = SLUICE__HELLO_RESPONSE__INIT;
@@ -85,19 +76,19 @@ static void h_hello(conn_t *c, const sl_request_t *req)
     r.max_request_size = (uint32_t)c->w->b->conf.max_request_size;
     if (m->client_id && *m->client_id)
         log_debug("conn", "#%" PRIu64 " %s is client \"%.64s\"", c->id, c->peer, m->client_id);
-    reply(c, req, SL_OK, NULL, &r.base);
+    dispatch_reply(c, req, SL_OK, NULL, &r.base);
 }
 
 static void h_metadata(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__MetadataRequest, m, sluice__metadata_request__descriptor);
+    DISPATCH_DECODE(Sluice__MetadataRequest, m, sluice__metadata_request__descriptor);
     broker_t *b = c->w->b;
     char **names = NULL;
     size_t n = 0;
     int all = m->n_topics == 0;
     if (all) {
         if (store_topic_list(b->store, &names, &n, &err) != SL_OK) {
-            reply(c, req, err.code, err.msg, NULL);
+            dispatch_reply(c, req, err.code, err.msg, NULL);
             return;
         }
     } else {
@@ -111,7 +102,7 @@ static void h_metadata(conn_t *c, const sl_request_t *req)
     Sluice__TopicMetadata *tm = sl_arena_alloc(&c->arena, n * sizeof *tm + 1);
     if (!r.topics || !tm) {
         store_names_free(names, all ? n : 0);
-        reply(c, req, SL_ERR_INVALID_REQUEST, "metadata response too large", NULL);
+        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, "metadata response too large", NULL);
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -162,18 +153,18 @@ static void h_metadata(conn_t *c, const sl_request_t *req)
             }
         }
     }
-    reply(c, req, SL_OK, NULL, &r.base);
+    dispatch_reply(c, req, SL_OK, NULL, &r.base);
     store_names_free(names, all ? n : 0);
 }
 
 static void h_create_topic(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__CreateTopicRequest, m, sluice__create_topic_request__descriptor);
+    DISPATCH_DECODE(Sluice__CreateTopicRequest, m, sluice__create_topic_request__descriptor);
     int32_t np = m->partitions ? m->partitions : (int32_t)c->w->b->conf.num_partitions;
     const char **keys = sl_arena_alloc(&c->arena, (m->n_configs + 1) * sizeof *keys);
     const char **vals = sl_arena_alloc(&c->arena, (m->n_configs + 1) * sizeof *vals);
     if (!keys || !vals) {
-        reply(c, req, SL_ERR_INVALID_REQUEST, "too many configs", NULL);
+        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, "too many configs", NULL);
         return;
     }
     for (size_t i = 0; i < m->n_configs; i++) {
@@ -184,38 +175,38 @@ static void h_create_topic(conn_t *c, const sl_request_t *req)
     if (rc == SL_OK)
         rc = store_topic_create(c->w->b->store, m->name, np, keys, vals, m->n_configs, &err);
     if (rc != SL_OK) {
-        reply(c, req, rc, err.msg, NULL);
+        dispatch_reply(c, req, rc, err.msg, NULL);
         return;
     }
     log_info("topics", "created topic %s with %d partitions (#%" PRIu64 " %s)", m->name, np, c->id,
              c->peer);
     Sluice__CreateTopicResponse r = SLUICE__CREATE_TOPIC_RESPONSE__INIT;
     r.partitions = np;
-    reply(c, req, SL_OK, NULL, &r.base);
+    dispatch_reply(c, req, SL_OK, NULL, &r.base);
 }
 
 static void h_delete_topic(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__DeleteTopicRequest, m, sluice__delete_topic_request__descriptor);
+    DISPATCH_DECODE(Sluice__DeleteTopicRequest, m, sluice__delete_topic_request__descriptor);
     int rc = store_validate_topic_name(m->name, &err);
     if (rc == SL_OK) rc = client_may_write(m->name, &err);
     if (rc == SL_OK) rc = store_topic_delete(c->w->b->store, m->name, &err);
     if (rc != SL_OK) {
-        reply(c, req, rc, err.msg, NULL);
+        dispatch_reply(c, req, rc, err.msg, NULL);
         return;
     }
     log_info("topics", "deleted topic %s (#%" PRIu64 " %s)", m->name, c->id, c->peer);
     Sluice__DeleteTopicResponse r = SLUICE__DELETE_TOPIC_RESPONSE__INIT;
-    reply(c, req, SL_OK, NULL, &r.base);
+    dispatch_reply(c, req, SL_OK, NULL, &r.base);
 }
 
 static void h_list_offsets(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__ListOffsetsRequest, m, sluice__list_offsets_request__descriptor);
+    DISPATCH_DECODE(Sluice__ListOffsetsRequest, m, sluice__list_offsets_request__descriptor);
     partition_t *p;
     int rc = dispatch_partition(c, m->topic, m->partition, 0, &p, &err);
     if (rc != SL_OK) {
-        reply(c, req, rc, err.msg, NULL);
+        dispatch_reply(c, req, rc, err.msg, NULL);
         return;
     }
     Sluice__ListOffsetsResponse r = SLUICE__LIST_OFFSETS_RESPONSE__INIT;
@@ -232,9 +223,9 @@ static void h_list_offsets(conn_t *c, const sl_request_t *req)
         rc = partition_offset_for_time(p, m->timestamp, &r.offset, &err);
     partition_unref(p);
     if (rc != SL_OK)
-        reply(c, req, rc, err.msg, NULL);
+        dispatch_reply(c, req, rc, err.msg, NULL);
     else
-        reply(c, req, SL_OK, NULL, &r.base);
+        dispatch_reply(c, req, SL_OK, NULL, &r.base);
 }
 
 void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total)
@@ -291,7 +282,7 @@ void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total)
     default: {
         char msg[64];
         snprintf(msg, sizeof msg, "unknown request type %d", (int)req.hdr->api);
-        reply(c, &req, SL_ERR_INVALID_REQUEST, msg, NULL);
+        dispatch_reply(c, &req, SL_ERR_INVALID_REQUEST, msg, NULL);
     }
     }
 }

@@ -25,6 +25,21 @@ void h_groups(conn_t *c, const sl_request_t *req);
 /* Push mode (h_subscribe.c): SUBSCRIBE, CREDIT, UNSUBSCRIBE. */
 void h_subscribe(conn_t *c, const sl_request_t *req);
 
+/* Answers req now with a code, a message (NULL on success) and an optional
+ * body, counting it in the metrics. */
+void dispatch_reply(conn_t *c, const sl_request_t *req, int code, const char *msg,
+                    const ProtobufCMessage *body);
+
+/* In a handler: decodes the request body into `name` (arena memory) or
+ * answers INVALID_REQUEST and returns. Declares `err`. */
+#define DISPATCH_DECODE(type, name, desc)                                                          \
+    sl_err_t err;                                                                                  \
+    type *name = (type *)sl_body_decode(&desc, req->body, req->body_len, &c->arena, &err);         \
+    if (!name) {                                                                                   \
+        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, err.msg, NULL);                             \
+        return;                                                                                    \
+    }
+
 /* Looks a partition up for a request; with auto_create, creates a missing
  * topic (num.partitions) first. Returns SL_OK with a reference in *out. */
 int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create, partition_t **out,

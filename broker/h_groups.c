@@ -37,30 +37,10 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void reply(conn_t *c, const sl_request_t *req, int code, const char *msg,
-                  const ProtobufCMessage *body)
-{
-    slot_t *s = conn_slot(c);
-    if (!s) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    met_request(&c->w->m, req->hdr->api, code);
-    conn_respond(c, s, req->hdr->api, req->hdr->correlation_id, code, msg, body, NULL);
-}
-
-#define DECODE(type, name, desc)                                                                   \
-    sl_err_t err;                                                                                  \
-    type *name = (type *)sl_body_decode(&desc, req->body, req->body_len, &c->arena, &err);         \
-    if (!name) {                                                                                   \
-        reply(c, req, SL_ERR_INVALID_REQUEST, err.msg, NULL);                                      \
-        return;                                                                                    \
-    }
-
 static int valid_group(conn_t *c, const sl_request_t *req, const char *id)
 {
     if (id && *id && strlen(id) <= GRP_MAX_ID) return 1;
-    reply(c, req, SL_ERR_INVALID_GROUP_ID, "group id must be 1..255 bytes", NULL);
+    dispatch_reply(c, req, SL_ERR_INVALID_GROUP_ID, "group id must be 1..255 bytes", NULL);
     return 0;
 }
 
@@ -228,25 +208,25 @@ static void sync_done(void *arg, const grp_sync_result_t *res)
 
 static void h_join(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__JoinGroupRequest, m, sluice__join_group_request__descriptor);
+    DISPATCH_DECODE(Sluice__JoinGroupRequest, m, sluice__join_group_request__descriptor);
     broker_t *b = c->w->b;
     if (!valid_group(c, req, m->group_id)) return;
     if (m->n_topics == 0 || m->n_topics > GRP_MAX_TOPICS) {
         char msg[96];
         snprintf(msg, sizeof msg, "%zu topics; subscribe to 1..%d", m->n_topics, GRP_MAX_TOPICS);
-        reply(c, req, SL_ERR_INVALID_REQUEST, msg, NULL);
+        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, msg, NULL);
         return;
     }
     for (size_t i = 0; i < m->n_topics; i++)
         if (store_validate_topic_name(m->topics[i], &err) != SL_OK) {
-            reply(c, req, err.code, err.msg, NULL);
+            dispatch_reply(c, req, err.code, err.msg, NULL);
             return;
         }
     size_t sublen;
     uint8_t *sub = grp_subscription_encode((const char *const *)m->topics, m->n_topics, &sublen);
     gwait_t *gw = sub ? gwait_new(c, req) : NULL;
     if (!gw) {
-        if (!sub) reply(c, req, SL_ERR_NOMEM, "out of memory", NULL);
+        if (!sub) dispatch_reply(c, req, SL_ERR_NOMEM, "out of memory", NULL);
         free(sub);
         return;
     }
@@ -269,7 +249,7 @@ static void h_join(conn_t *c, const sl_request_t *req)
 
 static void h_sync(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__SyncGroupRequest, m, sluice__sync_group_request__descriptor);
+    DISPATCH_DECODE(Sluice__SyncGroupRequest, m, sluice__sync_group_request__descriptor);
     if (!valid_group(c, req, m->group_id)) return;
     gwait_t *gw = gwait_new(c, req);
     if (gw)
@@ -279,24 +259,24 @@ static void h_sync(conn_t *c, const sl_request_t *req)
 
 static void h_heartbeat(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__HeartbeatRequest, m, sluice__heartbeat_request__descriptor);
+    DISPATCH_DECODE(Sluice__HeartbeatRequest, m, sluice__heartbeat_request__descriptor);
     if (!valid_group(c, req, m->group_id)) return;
     int rc = grp_heartbeat(c->w->b->groups, m->group_id, m->generation_id, m->member_id, mono_ms());
     Sluice__HeartbeatResponse r = SLUICE__HEARTBEAT_RESPONSE__INIT;
-    reply(c, req, rc,
-          rc == SL_ERR_REBALANCE_IN_PROGRESS ? "the group is rebalancing: rejoin"
-          : rc                               ? sl_code_name(rc)
-                                             : NULL,
-          rc ? NULL : &r.base);
+    dispatch_reply(c, req, rc,
+                   rc == SL_ERR_REBALANCE_IN_PROGRESS ? "the group is rebalancing: rejoin"
+                   : rc                               ? sl_code_name(rc)
+                                                      : NULL,
+                   rc ? NULL : &r.base);
 }
 
 static void h_leave(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__LeaveGroupRequest, m, sluice__leave_group_request__descriptor);
+    DISPATCH_DECODE(Sluice__LeaveGroupRequest, m, sluice__leave_group_request__descriptor);
     if (!valid_group(c, req, m->group_id)) return;
     int rc = grp_leave(c->w->b->groups, m->group_id, m->member_id, mono_ms());
     Sluice__LeaveGroupResponse r = SLUICE__LEAVE_GROUP_RESPONSE__INIT;
-    reply(c, req, rc, rc ? sl_code_name(rc) : NULL, rc ? NULL : &r.base);
+    dispatch_reply(c, req, rc, rc ? sl_code_name(rc) : NULL, rc ? NULL : &r.base);
 }
 
 static void commit_task(void *arg)
@@ -325,19 +305,20 @@ static void committed(void *arg, int code)
 
 static void h_commit(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__OffsetCommitRequest, m, sluice__offset_commit_request__descriptor);
+    DISPATCH_DECODE(Sluice__OffsetCommitRequest, m, sluice__offset_commit_request__descriptor);
     broker_t *b = c->w->b;
     if (!valid_group(c, req, m->group_id)) return;
     if (m->n_offsets > OFFSETS_MAX_ENTRIES) {
-        reply(c, req, SL_ERR_INVALID_REQUEST, "more than 10000 offsets in one commit", NULL);
+        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, "more than 10000 offsets in one commit",
+                       NULL);
         return;
     }
     int rc = grp_commit_check(b->groups, m->group_id, m->generation_id, m->member_id, mono_ms());
     if (rc != SL_OK) {
-        reply(c, req, rc,
-              rc == SL_ERR_REBALANCE_IN_PROGRESS ? "the group is rebalancing: rejoin"
-                                                 : sl_code_name(rc),
-              NULL);
+        dispatch_reply(c, req, rc,
+                       rc == SL_ERR_REBALANCE_IN_PROGRESS ? "the group is rebalancing: rejoin"
+                                                          : sl_code_name(rc),
+                       NULL);
         return;
     }
     gwait_t *gw = gwait_new(c, req);
@@ -400,14 +381,14 @@ static void h_commit(conn_t *c, const sl_request_t *req)
 
 static void h_offset_fetch(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__OffsetFetchRequest, m, sluice__offset_fetch_request__descriptor);
+    DISPATCH_DECODE(Sluice__OffsetFetchRequest, m, sluice__offset_fetch_request__descriptor);
     broker_t *b = c->w->b;
     if (!valid_group(c, req, m->group_id)) return;
     size_t total = 0;
     for (size_t i = 0; i < m->n_partitions; i++) total += m->partitions[i]->n_partitions;
     if (total > MAX_FETCH_PARTITIONS) {
-        reply(c, req, SL_ERR_INVALID_REQUEST, "more than 10000 partitions in one OffsetFetch",
-              NULL);
+        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST,
+                       "more than 10000 partitions in one OffsetFetch", NULL);
         return;
     }
     offsets_item_t *items = NULL;
@@ -415,7 +396,7 @@ static void h_offset_fetch(conn_t *c, const sl_request_t *req)
     if (m->n_partitions == 0) {
         if (offsets_list(b->offsets, m->group_id, &items, &nitems) != SL_OK) {
             offsets_items_free(items, nitems);
-            reply(c, req, SL_ERR_NOMEM, "out of memory", NULL);
+            dispatch_reply(c, req, SL_ERR_NOMEM, "out of memory", NULL);
             return;
         }
         total = nitems;
@@ -427,7 +408,7 @@ static void h_offset_fetch(conn_t *c, const sl_request_t *req)
     if (!po || !r.offsets || !mds) {
         offsets_items_free(items, nitems);
         free(mds);
-        reply(c, req, SL_ERR_INVALID_REQUEST, "response too large", NULL);
+        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, "response too large", NULL);
         return;
     }
     size_t k = 0;
@@ -460,7 +441,7 @@ static void h_offset_fetch(conn_t *c, const sl_request_t *req)
         }
     }
     r.n_offsets = k;
-    reply(c, req, SL_OK, NULL, &r.base);
+    dispatch_reply(c, req, SL_OK, NULL, &r.base);
     for (size_t i = 0; i < total; i++) free(mds[i]);
     free(mds);
     offsets_items_free(items, nitems);
@@ -468,7 +449,7 @@ static void h_offset_fetch(conn_t *c, const sl_request_t *req)
 
 static void h_list_groups(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__ListGroupsRequest, m, sluice__list_groups_request__descriptor);
+    DISPATCH_DECODE(Sluice__ListGroupsRequest, m, sluice__list_groups_request__descriptor);
     (void)m;
     broker_t *b = c->w->b;
     grp_summary_t *gs = NULL;
@@ -477,7 +458,7 @@ static void h_list_groups(conn_t *c, const sl_request_t *req)
     if (grp_list(b->groups, &gs, &ng) != SL_OK || offsets_groups(b->offsets, &on, &no) != SL_OK) {
         free(gs);
         store_names_free(on, no);
-        reply(c, req, SL_ERR_NOMEM, "out of memory", NULL);
+        dispatch_reply(c, req, SL_ERR_NOMEM, "out of memory", NULL);
         return;
     }
     /* Both lists are sorted: merge, so a group with only committed offsets
@@ -488,7 +469,7 @@ static void h_list_groups(conn_t *c, const sl_request_t *req)
     if (!s || !r.groups) {
         free(gs);
         store_names_free(on, no);
-        reply(c, req, SL_ERR_INVALID_REQUEST, "response too large", NULL);
+        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, "response too large", NULL);
         return;
     }
     size_t i = 0, j = 0, k = 0;
@@ -509,14 +490,14 @@ static void h_list_groups(conn_t *c, const sl_request_t *req)
         k++;
     }
     r.n_groups = k;
-    reply(c, req, SL_OK, NULL, &r.base);
+    dispatch_reply(c, req, SL_OK, NULL, &r.base);
     free(gs);
     store_names_free(on, no);
 }
 
 static void h_describe(conn_t *c, const sl_request_t *req)
 {
-    DECODE(Sluice__DescribeGroupRequest, m, sluice__describe_group_request__descriptor);
+    DISPATCH_DECODE(Sluice__DescribeGroupRequest, m, sluice__describe_group_request__descriptor);
     broker_t *b = c->w->b;
     if (!valid_group(c, req, m->group_id)) return;
     grp_desc_t d;
@@ -527,13 +508,13 @@ static void h_describe(conn_t *c, const sl_request_t *req)
     if ((rc != SL_OK && rc != SL_ERR_GROUP_ID_NOT_FOUND) || orc != SL_OK) {
         grp_desc_free(&d);
         offsets_items_free(items, nitems);
-        reply(c, req, SL_ERR_NOMEM, "out of memory", NULL);
+        dispatch_reply(c, req, SL_ERR_NOMEM, "out of memory", NULL);
         return;
     }
     if (rc == SL_ERR_GROUP_ID_NOT_FOUND && nitems == 0) {
         grp_desc_free(&d);
         offsets_items_free(items, nitems);
-        reply(c, req, SL_ERR_GROUP_ID_NOT_FOUND, "no such group", NULL);
+        dispatch_reply(c, req, SL_ERR_GROUP_ID_NOT_FOUND, "no such group", NULL);
         return;
     }
     Sluice__DescribeGroupResponse r = SLUICE__DESCRIBE_GROUP_RESPONSE__INIT;
@@ -585,9 +566,9 @@ static void h_describe(conn_t *c, const sl_request_t *req)
         r.n_offsets = i + 1;
     }
     if (ok)
-        reply(c, req, SL_OK, NULL, &r.base);
+        dispatch_reply(c, req, SL_OK, NULL, &r.base);
     else
-        reply(c, req, SL_ERR_INVALID_REQUEST, "response too large", NULL);
+        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, "response too large", NULL);
     for (size_t i = 0; as && i < d.nmembers; i++) grp_assign_free(&as[i]);
     free(as);
     grp_desc_free(&d);
@@ -622,7 +603,7 @@ void h_groups(conn_t *c, const sl_request_t *req)
         h_describe(c, req);
         break;
     default:
-        reply(c, req, SL_ERR_INVALID_REQUEST, "not a group request", NULL);
+        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, "not a group request", NULL);
     }
 }
 
