@@ -585,42 +585,67 @@ static int d_flush(dconn_t *d)
 }
 
 /* Pull: one Fetch per fetchable partition without one in flight, while the
- * budget allows (round-robin start, so the first partitions do not take
- * the whole budget every time). Caller holds mu. */
+ * budget allows. Responses on one connection come back in request order, so
+ * a long poll on a partition that is caught up would hold back the answers
+ * of partitions that have data behind it, and its reservation would take
+ * budget they need. So partitions with a backlog (or an unknown end) go
+ * first; caught-up ones follow, and while any partition has a backlog they
+ * do not long-poll (max_wait 0, then a short pause) and reserve only a small
+ * share. Only when everything is caught up do all of them long-poll. The
+ * round-robin start keeps the first partitions from taking the whole budget
+ * every time. Caller holds mu. */
+static int caught_up(const cpart_t *p)
+{
+    return p->hw >= 0 && p->fetch_pos >= p->hw;
+}
+
 static void issue_fetches(sluice_consumer_t *c, dconn_t *d, int64_t now)
 {
     const sluice_conf_t *cf = c->conf;
     int64_t floor = cf->max_partition_fetch_bytes < 4096 ? cf->max_partition_fetch_bytes : 4096;
     size_t n = c->nparts;
-    for (size_t k = 0; k < n; k++) {
-        cpart_t *p = c->parts[(d->rr + k) % n];
-        if (!p->assigned || p->need_reset || p->inflight || now < p->retry_at) continue;
-        int64_t avail = cf->fetch_max_bytes - c->buffered - c->reserved;
-        int64_t mb = avail < cf->max_partition_fetch_bytes ? avail : cf->max_partition_fetch_bytes;
-        if (mb < floor) {
-            /* Out of budget. With nothing held at all a fetch must still go
-             * out (the broker sends at least one whole batch) or nothing
-             * would ever progress. */
-            if (c->buffered + c->reserved > 0) {
-                c->budget_waiter = 1;
-                break;
+    int backlog = 0;
+    for (size_t i = 0; i < n; i++)
+        if (c->parts[i]->assigned && !c->parts[i]->need_reset && !caught_up(c->parts[i]))
+            backlog = 1;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0; k < n; k++) {
+            cpart_t *p = c->parts[(d->rr + k) % n];
+            if (!p->assigned || p->need_reset || p->inflight || now < p->retry_at) continue;
+            int idle = caught_up(p);
+            if (idle != pass) continue;
+            int64_t avail = cf->fetch_max_bytes - c->buffered - c->reserved;
+            int64_t want = idle && backlog ? floor : cf->max_partition_fetch_bytes;
+            int64_t mb = avail < want ? avail : want;
+            if (mb < floor) {
+                /* Out of budget. With nothing held at all a fetch must still
+                 * go out (the broker sends at least one whole batch) or
+                 * nothing would ever progress. */
+                if (c->buffered + c->reserved > 0) {
+                    c->budget_waiter = 1;
+                    goto done;
+                }
+                mb = floor;
             }
-            mb = floor;
+            Sluice__FetchRequest f = SLUICE__FETCH_REQUEST__INIT;
+            f.topic = p->topic;
+            f.partition = p->partition;
+            f.offset = p->fetch_pos;
+            f.max_bytes = (uint32_t)mb;
+            f.min_bytes = (uint32_t)cf->fetch_min_bytes;
+            f.max_wait_ms = idle && backlog ? 0 : (uint32_t)cf->fetch_max_wait_ms;
+            uint64_t corr;
+            if (d_send(d, SLUICE__API_KEY__FETCH, &f.base, &corr) != 0 ||
+                d_expect(d, corr, SLUICE__API_KEY__FETCH, p, mb) != 0)
+                goto done;
+            p->inflight = 1;
+            c->reserved += mb;
+            /* A caught-up partition asked without waiting is asked again
+             * only after a pause, not in a tight loop of empty answers. */
+            if (idle && backlog) p->retry_at = now + 20;
         }
-        Sluice__FetchRequest f = SLUICE__FETCH_REQUEST__INIT;
-        f.topic = p->topic;
-        f.partition = p->partition;
-        f.offset = p->fetch_pos;
-        f.max_bytes = (uint32_t)mb;
-        f.min_bytes = (uint32_t)cf->fetch_min_bytes;
-        f.max_wait_ms = (uint32_t)cf->fetch_max_wait_ms;
-        uint64_t corr;
-        if (d_send(d, SLUICE__API_KEY__FETCH, &f.base, &corr) != 0 ||
-            d_expect(d, corr, SLUICE__API_KEY__FETCH, p, mb) != 0)
-            break;
-        p->inflight = 1;
-        c->reserved += mb;
     }
+done:
     if (n) d->rr = (d->rr + 1) % n;
 }
 
