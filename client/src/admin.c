@@ -65,56 +65,7 @@ static int remaining(int64_t deadline)
 /* Connects to one "host:port" before deadline. fd, or -1 with errno. */
 static int connect_one(const char *hostport, int64_t deadline)
 {
-    char host[256];
-    const char *colon = strrchr(hostport, ':');
-    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host || !colon[1]) {
-        errno = EINVAL;
-        return -1;
-    }
-    memcpy(host, hostport, (size_t)(colon - hostport));
-    host[colon - hostport] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
-    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
-        errno = EHOSTUNREACH;
-        return -1;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        freeaddrinfo(ai);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    if (rc < 0 && errno == EINPROGRESS) {
-        /* Non-blocking connect so that a black-holed address costs at most
-         * the call's timeout, not the kernel's SYN retry schedule. */
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        int n;
-        do n = poll(&pfd, 1, remaining(deadline));
-        while (n < 0 && errno == EINTR);
-        if (n == 0) {
-            close(fd);
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
-            close(fd);
-            errno = err ? err : EIO;
-            return -1;
-        }
-        rc = 0;
-    }
-    if (rc < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
+    return sl_net_dial_wait(hostport, remaining(deadline));
 }
 
 static void disconnect(sluice_admin_t *a)

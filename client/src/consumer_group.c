@@ -42,34 +42,8 @@ int sl_cons_connect(const char *servers, int timeout_ms)
         if (len < sizeof hp) {
             memcpy(hp, s, len);
             hp[len] = '\0';
-            char *colon = strrchr(hp, ':');
-            if (colon) {
-                *colon = '\0';
-                struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM},
-                                *ai = NULL;
-                if (getaddrinfo(hp, colon + 1, &hints, &ai) == 0) {
-                    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-                    if (fd >= 0) {
-                        int one = 1;
-                        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-                        int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
-                        if (rc < 0 && errno == EINPROGRESS) {
-                            struct pollfd pf = {.fd = fd, .events = POLLOUT};
-                            int err = 0;
-                            socklen_t el = sizeof err;
-                            if (poll(&pf, 1, timeout_ms) == 1 &&
-                                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && !err)
-                                rc = 0;
-                        }
-                        if (rc == 0) {
-                            freeaddrinfo(ai);
-                            return fd;
-                        }
-                        close(fd);
-                    }
-                    freeaddrinfo(ai);
-                }
-            }
+            int fd = sl_net_dial_wait(hp, timeout_ms);
+            if (fd >= 0) return fd;
         }
         s = end ? end + 1 : NULL;
     }

@@ -162,6 +162,14 @@ typedef struct sl_conn {
 
 /* Starts a non-blocking connect to "host:port" and registers the socket in
  * epfd (data.ptr = c). 0, or -1 with errno. */
+/* Starts a non-blocking TCP connect to "host:port" (TCP_NODELAY, CLOEXEC):
+ * the fd (connect in progress or done), or -1 with errno. */
+int sl_net_dial(const char *hostport);
+
+/* sl_net_dial, then waits up to timeout_ms for the connect to finish: a
+ * connected non-blocking fd, or -1 with errno (ETIMEDOUT, ECONNREFUSED...). */
+int sl_net_dial_wait(const char *hostport, int timeout_ms);
+
 int sl_conn_connect(sl_conn_t *c, int epfd, const char *hostport);
 /* Closes the socket; requests stay queued for the caller to take back. */
 void sl_conn_close(sl_conn_t *c);

@@ -17,15 +17,17 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include <poll.h>
+
 #include "internal.h"
 
 #define MAX_RESPONSE (64u << 20)
 
-int sl_conn_connect(sl_conn_t *c, int epfd, const char *hostport)
+int sl_net_dial(const char *hostport)
 {
     char host[256];
     const char *colon = strrchr(hostport, ':');
-    if (!colon || (size_t)(colon - hostport) >= sizeof host) {
+    if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof host || !colon[1]) {
         errno = EINVAL;
         return -1;
     }
@@ -33,7 +35,7 @@ int sl_conn_connect(sl_conn_t *c, int epfd, const char *hostport)
     host[colon - hostport] = '\0';
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
     /* getaddrinfo may block on DNS; bootstrap servers are normally
-     * literal addresses or /etc/hosts names, and only this thread waits. */
+     * literal addresses or /etc/hosts names. */
     if (getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
         errno = EHOSTUNREACH;
         return -1;
@@ -53,6 +55,37 @@ int sl_conn_connect(sl_conn_t *c, int epfd, const char *hostport)
         errno = e;
         return -1;
     }
+    return fd;
+}
+
+int sl_net_dial_wait(const char *hostport, int timeout_ms)
+{
+    int fd = sl_net_dial(hostport);
+    if (fd < 0) return -1;
+    /* The connect was started non-blocking so that a black-holed address
+     * costs at most the caller's timeout, not the kernel's SYN retries. */
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    int n;
+    do n = poll(&pfd, 1, timeout_ms);
+    while (n < 0 && errno == EINTR);
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (n == 0)
+        err = ETIMEDOUT;
+    else if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno ? errno : EIO;
+    if (err) {
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+int sl_conn_connect(sl_conn_t *c, int epfd, const char *hostport)
+{
+    int fd = sl_net_dial(hostport);
+    if (fd < 0) return -1;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         int e = errno;
