@@ -4,7 +4,10 @@
  * SIGKILL restart (at-least-once: no gaps, no reordering), delivery.timeout
  * with the broker gone, buffer.memory blocking then QUEUE_FULL, flush
  * timeouts, and lz4 batches read back with proto/batch.h's iterator. */
+#include <dirent.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +414,38 @@ static void test_lz4(void)
     drs_free(&d);
 }
 
+/* SIGSTOP takes effect per thread as each is next scheduled: on a loaded
+ * machine a reactor may still answer requests for a while. Returns once
+ * every thread of pid is stopped ('T' in /proc), at most 5 s. */
+static int stop_broker(pid_t pid)
+{
+    kill(pid, SIGSTOP);
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    for (int tries = 0; tries < 500; tries++) {
+        DIR *d = opendir(dir);
+        if (!d) return -1;
+        int running = 0;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.') continue;
+            char path[128], buf[512];
+            snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+            FILE *f = fopen(path, "r");
+            if (!f) continue;
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+            buf[n] = 0;
+            const char *paren = strrchr(buf, ')');
+            if (paren && paren[1] == ' ' && paren[2] != 'T' && paren[2] != 't') running = 1;
+        }
+        closedir(d);
+        if (!running) return 0;
+        poll(NULL, 0, 10);
+    }
+    return -1;
+}
+
 static void test_queue_full(void)
 {
     drs_t d;
@@ -425,7 +460,7 @@ static void test_queue_full(void)
     memset(v, 'q', sizeof v);
     CHECK_EQ_INT(sluice_produce(p, "qfull", 0, NULL, 0, "x", 1, NULL, 0, 0, (void *)0), 0);
     CHECK_EQ_INT(sluice_producer_flush(p, 10000), SLUICE_OK); /* metadata known */
-    kill(h.pid, SIGSTOP);
+    CHECK_FATAL(stop_broker(h.pid) == 0);
     int rc = SLUICE_OK, i;
     long long t0 = 0;
     for (i = 0; i < 999; i++) {
