@@ -12,7 +12,7 @@ CMAKE_FLAGS?=
 PACKAGES = cmake make gcc clang pkg-config liblz4-dev libprotobuf-c-dev protobuf-c-compiler \
            librdkafka-dev librabbitmq-dev kcat
 
-.PHONY: all deps build build-asan build-clang run test test-release bench format clean
+.PHONY: all deps build build-asan build-clang run test test-release bench bench-quick format clean
 
 all: build
 
@@ -61,6 +61,12 @@ run: build
 bench: build
 	$(BUILD)/bench/storage_bench --json --max-bytes 512M --rounds 6
 	$(BUILD)/bench/loadgen --json
+	bench/suite.sh --build $(BUILD)
+
+# The comparison suite's quick variant (under 3 minutes): Sluice, Kafka and
+# RabbitMQ side by side, docs/BENCHMARKS.md regenerated.
+bench-quick: build
+	bench/suite.sh --quick --build $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
