@@ -22,11 +22,9 @@
  *                basic.consume without auto-ack, basic.ack multiple=true
  *                every CON_ACK_EVERY messages and whenever the socket runs
  *                dry (so a lull never leaves deliveries unacknowledged).
- *   bootstrap    host:port ([v6]:port too) from w->bootstrap. When it is
- *                empty we use 127.0.0.1:15673, the private node of
- *                bench/peers/rabbitmq/rabbitmq.sh, NOT workload_bootstrap()'s
- *                127.0.0.1:5672 (RabbitMQ's standard port, which the peer
- *                script deliberately leaves alone). Credentials guest/guest,
+ *   bootstrap    host:port ([v6]:port too) from workload_bootstrap(): by
+ *                default 127.0.0.1:15673, the private node of
+ *                bench/peers/rabbitmq/rabbitmq.sh. Credentials guest/guest,
  *                vhost "/"; heartbeats off (a blocked harness thread would
  *                otherwise miss them).
  *
@@ -56,7 +54,6 @@
 
 #include "driver.h"
 
-#define RMQ_DEFAULT_BOOTSTRAP "127.0.0.1:15673" /* bench/peers/rabbitmq/rabbitmq.sh */
 #define RMQ_USER              "guest"
 #define RMQ_PASSWORD          "guest"
 #define RMQ_VHOST             "/"
@@ -154,9 +151,8 @@ static void close_frame_err(char *err, size_t errlen, const char *op, const amqp
 
 static const char *bootstrap_of(const workload_t *w)
 {
-    /* Not workload_bootstrap(): its rabbitmq default is 127.0.0.1:5672, but the
-     * peer script's private node listens on 127.0.0.1:15673. */
-    return w->bootstrap[0] ? w->bootstrap : RMQ_DEFAULT_BOOTSTRAP;
+    /* workload_bootstrap()'s default is the peer script's private node. */
+    return workload_bootstrap(w);
 }
 
 /* Splits "host:port" or "[v6]:port" into host (brackets removed) and port. */

@@ -339,11 +339,15 @@ const char *workload_system_name(workload_system_t s)
 const char *workload_bootstrap(const workload_t *w)
 {
     if (w->bootstrap[0]) return w->bootstrap;
+    /* The ports the project's own peers listen on (docs/peers.md): Sluice's
+     * protocol, Sluice's Kafka listener, bench/peers' Kafka and RabbitMQ. */
     switch (w->system) {
     case WORKLOAD_SLUICE:
         return "127.0.0.1:9292";
     case WORKLOAD_RABBITMQ:
-        return "127.0.0.1:5672";
+        return "127.0.0.1:15673";
+    case WORKLOAD_KAFKA:
+        return "127.0.0.1:19092";
     default:
         return "127.0.0.1:9092";
     }

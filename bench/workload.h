@@ -111,8 +111,9 @@ int workload_parse(workload_t *w, int argc, char *const argv[], char *errbuf, si
 const char *workload_system_name(workload_system_t s);
 
 /* w->bootstrap, or the system's default address when it is empty:
- * sluice 127.0.0.1:9292, sluice-kafka and kafka 127.0.0.1:9092, rabbitmq
- * 127.0.0.1:5672. Points into *w or at a static string. */
+ * sluice 127.0.0.1:9292, sluice-kafka 127.0.0.1:9092, kafka 127.0.0.1:19092 and
+ * rabbitmq 127.0.0.1:15673 (the peers of bench/peers). Points into *w or at
+ * a static string. */
 const char *workload_bootstrap(const workload_t *w);
 
 /* Writes w as one JSON object (no newline) into buf, snprintf-style: returns
@@ -120,7 +121,7 @@ const char *workload_bootstrap(const workload_t *w);
 size_t workload_to_json(const workload_t *w, char *buf, size_t len);
 
 /* Writes a one-line human summary, snprintf-style like workload_to_json, e.g.
- * "kafka @127.0.0.1:9092: 1 producer -> 1 partition -> 1 consumer, 100 B
+ * "kafka @127.0.0.1:19092: 1 producer -> 1 partition -> 1 consumer, 100 B
  * messages, acks=1, batch 16 KiB, linger 5 ms, compression none, 10 s after
  * 2 s warm-up, closed loop". */
 size_t workload_summary(const workload_t *w, char *buf, size_t len);

@@ -13,9 +13,10 @@ static void usage(void)
 {
     size_t n;
     const conf_def_t *t = broker_conf_table(&n);
-    printf("usage: sluiced [--config FILE] [--key=value ...] [--dump-config] [--help]\n\n"
-           "Starts the Sluice broker. Settings come from FILE (key=value lines), then from\n"
-           "--key=value flags, which win. Keys, with their defaults:\n\n");
+    printf(
+        "usage: sluiced [--config FILE] [--key=value ...] [--dump-config] [--version] [--help]\n\n"
+        "Starts the Sluice broker. Settings come from FILE (key=value lines), then from\n"
+        "--key=value flags, which win. Keys, with their defaults:\n\n");
     for (size_t i = 0; i < n; i++) {
         printf("  %-32s %s", t[i].name, t[i].def);
         if (t[i].values) printf("  (%s)", t[i].values);
@@ -40,6 +41,10 @@ int main(int argc, char **argv)
     }
     if (action == 2) {
         broker_conf_dump(&conf, 1);
+        return 0;
+    }
+    if (action == 3) {
+        printf("sluiced %s\n", SLUICE_VERSION_STRING);
         return 0;
     }
     log_level = (int)conf.log_level;

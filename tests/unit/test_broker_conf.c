@@ -93,6 +93,9 @@ static void test_file_and_args(void)
     char *argv3[] = {"sluiced", "--help", NULL};
     CHECK_EQ_INT(broker_conf_from_args(&c, 2, argv3, &action, &err), SL_OK);
     CHECK_EQ_INT(action, 1);
+    char *argv4[] = {"sluiced", "--version", NULL};
+    CHECK_EQ_INT(broker_conf_from_args(&c, 2, argv4, &action, &err), SL_OK);
+    CHECK_EQ_INT(action, 3);
     char host[64];
     int port;
     CHECK_EQ_INT(conf_parse_hostport("127.0.0.1:0", host, sizeof host, &port, &err), SL_OK);

@@ -30,10 +30,10 @@ static const struct {
      "{\"system\":\"sluice\",\"bootstrap\":\"127.0.0.1:9292\",\"message_size\":100,\"producers\":1,"
      "\"consumers\":1,\"partitions\":1," DEFAULT_TAIL},
     {"--system kafka --producers 4 --consumers 0 --partitions 12",
-     "{\"system\":\"kafka\",\"bootstrap\":\"127.0.0.1:9092\",\"message_size\":100,\"producers\":4,"
+     "{\"system\":\"kafka\",\"bootstrap\":\"127.0.0.1:19092\",\"message_size\":100,\"producers\":4,"
      "\"consumers\":0,\"partitions\":12," DEFAULT_TAIL},
     {"--system=rabbitmq --message-size=1K",
-     "{\"system\":\"rabbitmq\",\"bootstrap\":\"127.0.0.1:5672\",\"message_size\":1024,"
+     "{\"system\":\"rabbitmq\",\"bootstrap\":\"127.0.0.1:15673\",\"message_size\":1024,"
      "\"producers\":1,\"consumers\":1,\"partitions\":1," DEFAULT_TAIL},
     {"--system sluice-kafka --bootstrap localhost:19092 --message-size 24",
      "{\"system\":\"sluice-kafka\",\"bootstrap\":\"localhost:19092\",\"message_size\":24,"
@@ -230,9 +230,10 @@ static void test_render(void)
     CHECK_FATAL(workload_parse(&w, (int)(sizeof argv / sizeof argv[0]), argv, NULL, 0) ==
                 WORKLOAD_OK);
     workload_summary(&w, buf, sizeof buf);
-    CHECK_MSG(strcmp(buf, "rabbitmq @127.0.0.1:5672: 3 producers -> 2 queues -> no consumer, 2 MiB "
-                          "messages, acks=all, batch 1000 B, linger 5 ms, compression none, 5000 "
-                          "messages after 2 s warm-up, open loop at 2000 msg/s") == 0,
+    CHECK_MSG(strcmp(buf,
+                     "rabbitmq @127.0.0.1:15673: 3 producers -> 2 queues -> no consumer, 2 MiB "
+                     "messages, acks=all, batch 1000 B, linger 5 ms, compression none, 5000 "
+                     "messages after 2 s warm-up, open loop at 2000 msg/s") == 0,
               "%s", buf);
 
     /* snprintf-style: the needed length comes back, the output is cut and
@@ -242,7 +243,7 @@ static void test_render(void)
     CHECK_EQ_INT(workload_to_json(&w, small, sizeof small), need);
     CHECK(strlen(small) == sizeof small - 1 && strncmp(small, buf, sizeof small - 1) == 0);
     CHECK_EQ_INT(workload_summary(&w, small, sizeof small),
-                 strlen("rabbitmq @127.0.0.1:5672: 3 producers -> 2 queues -> no consumer, 2 MiB "
+                 strlen("rabbitmq @127.0.0.1:15673: 3 producers -> 2 queues -> no consumer, 2 MiB "
                         "messages, acks=all, batch 1000 B, linger 5 ms, compression none, 5000 "
                         "messages after 2 s warm-up, open loop at 2000 msg/s"));
     CHECK_EQ_INT(workload_to_json(&w, NULL, 0), need);
