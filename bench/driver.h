@@ -81,6 +81,12 @@ extern const bench_driver_t drv_sluice;   /* libsluice, Sluice's protocol */
 extern const bench_driver_t drv_kafka;    /* librdkafka: Kafka, or Sluice's Kafka listener */
 extern const bench_driver_t drv_rabbitmq; /* rabbitmq-c */
 
+/* The consumer group id of this run's consumers: the same for all of them
+ * (so they split the partitions) and new for every run (so no offset
+ * committed by an earlier run moves the start away from the beginning).
+ * Call first from one thread before consumers start. Static storage. */
+const char *driver_group_id(const char *topic);
+
 /* The driver for a workload's system, or NULL. */
 const bench_driver_t *driver_for(workload_system_t system);
 

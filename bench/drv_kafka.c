@@ -64,20 +64,6 @@ static rd_kafka_conf_t *make_conf(const workload_t *w, const char *const *kv, ch
     return conf;
 }
 
-/* See drv_sluice.c: shared by the run's consumers, new for every run. */
-static const char *group_id(const char *topic)
-{
-    static char id[300];
-    static _Atomic int done;
-    if (!atomic_load(&done)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        snprintf(id, sizeof id, "%s-g%ld-%lld", topic, (long)getpid(), (long long)ts.tv_sec);
-        atomic_store(&done, 1);
-    }
-    return id;
-}
-
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -341,7 +327,7 @@ static drv_consumer_t *kafka_consumer_new(const workload_t *w, const char *topic
     (void)n; /* the group coordinator splits the partitions */
     char cid[64], why[512];
     snprintf(cid, sizeof cid, "sluice-bench-c%d", id);
-    const char *kv[] = {"client.id", cid, "group.id", group_id(topic), "auto.offset.reset",
+    const char *kv[] = {"client.id", cid, "group.id", driver_group_id(topic), "auto.offset.reset",
                         "earliest", "enable.auto.commit", "false", "enable.partition.eof", "false",
                         /* Latency runs: do not let the broker hold a fetch
                          * for the default 500 ms waiting for more bytes. */

@@ -69,24 +69,6 @@ static sluice_conf_t *make_conf(const workload_t *w, const char *const *kv, char
     return conf;
 }
 
-/* One group id for every consumer of this process's run: they must share it
- * to split the partitions, and it must be new so no committed offset from an
- * earlier run moves the start away from the beginning. */
-static const char *group_id(const char *topic)
-{
-    static char id[300];
-    static _Atomic int done;
-    if (!atomic_load(&done)) {
-        /* Consumers are created from one thread before they start (see
-         * sluice_bench.c), so this first write does not race. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        snprintf(id, sizeof id, "%s-g%ld-%lld", topic, (long)getpid(), (long long)ts.tv_sec);
-        atomic_store(&done, 1);
-    }
-    return id;
-}
-
 static int sluice_setup(const workload_t *w, const char *topic, char *err, size_t errlen)
 {
     char why[512];
@@ -228,7 +210,7 @@ static drv_consumer_t *sluice_consumer_new_(const workload_t *w, const char *top
     char cid[64], why[512];
     snprintf(cid, sizeof cid, "sluice-bench-c%d", id);
     const char *kv[] = {
-        "client.id", cid, "group.id", group_id(topic), "auto.offset.reset", "earliest",
+        "client.id", cid, "group.id", driver_group_id(topic), "auto.offset.reset", "earliest",
         /* Nothing is committed that a later run could see:
          * the group id is unique, commits would be waste. */
         "enable.auto.commit", "false", "fetch.mode", w->rate ? "push" : "pull", NULL};

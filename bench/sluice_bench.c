@@ -57,6 +57,21 @@ pid_t sluice_bench_broker_pid;
  * arrivals; beyond it one stream per thread bounds the checker's memory. */
 #define MAX_STREAMS 4096
 
+const char *driver_group_id(const char *topic)
+{
+    static char id[300];
+    static _Atomic int done;
+    if (!atomic_load(&done)) {
+        /* Consumers are created from one thread before they start, so this
+         * first write does not race. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(id, sizeof id, "%s-g%ld-%lld", topic, (long)getpid(), (long long)ts.tv_sec);
+        atomic_store(&done, 1);
+    }
+    return id;
+}
+
 const bench_driver_t *driver_for(workload_system_t system)
 {
     switch (system) {
