@@ -15,6 +15,7 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "logcheck.h"
 #include "io.h"
 #include "partition.h"
 #include "store.h"
@@ -114,31 +115,6 @@ static int try_append(partition_t *p, int n, uint32_t seed, sl_err_t *err)
     return rc;
 }
 
-static int64_t verify(partition_t *p)
-{
-    int64_t next = partition_log_start(p), leo = partition_log_end(p);
-    while (next < leo) {
-        uint8_t *buf;
-        size_t len;
-        sl_err_t err;
-        if (partition_read_copy(p, next, 1 << 16, &buf, &len, &err) != SL_OK || len == 0) {
-            CHECK_MSG(0, "read at %" PRId64 ": %s", next, err.msg);
-            free(buf);
-            return -1;
-        }
-        for (size_t off = 0; off < len;) {
-            size_t sz = (size_t)sl_batch_total_size(buf + off);
-            sl_batch_hdr_t h;
-            CHECK(sl_batch_validate(buf + off, sz, NULL, &h, &err) == SL_OK);
-            CHECK_EQ_INT(h.base_offset, next);
-            next += h.last_offset_delta + 1;
-            off += sz;
-        }
-        free(buf);
-    }
-    return next;
-}
-
 static off_t dir_bytes(const char *dir)
 {
     char cmd[4200];
@@ -175,15 +151,15 @@ static void test_write_faults(void)
             CHECK_MSG(strstr(err.msg, strerror(errs[ei])) != NULL, "message: %s", err.msg);
             CHECK_EQ_INT(partition_log_end(p), leo);
             CHECK_EQ_INT(dir_bytes(dir), bytes); /* partial write cut away */
-            CHECK_EQ_INT(verify(p), leo);
+            CHECK_EQ_INT(check_log(p), leo);
             fault_clear();
 
             CHECK_EQ_INT(try_append(p, 3, 101, &err), SL_OK);
             CHECK_EQ_INT(partition_log_end(p), leo + 3);
-            CHECK_EQ_INT(verify(p), leo + 3);
+            CHECK_EQ_INT(check_log(p), leo + 3);
             partition_close(p, 1);
             p = open_part(dir, 1);
-            CHECK_EQ_INT(verify(p), leo + 3);
+            CHECK_EQ_INT(check_log(p), leo + 3);
             partition_close(p, 0);
             check_rmtree(dir);
             free(dir);
@@ -211,7 +187,7 @@ static void test_write_fault_untruncatable(void)
     /* Recovery cuts the torn bytes. */
     p = open_part(dir, 1);
     CHECK_EQ_INT(partition_log_end(p), 4);
-    CHECK_EQ_INT(verify(p), 4);
+    CHECK_EQ_INT(check_log(p), 4);
     CHECK_EQ_INT(try_append(p, 1, 3, &err), SL_OK);
     partition_close(p, 0);
     check_rmtree(dir);
@@ -230,10 +206,10 @@ static void test_short_writes(void)
     CHECK_EQ_INT(partition_flush(p, &err), SL_OK);
     sl_io_set(NULL);
     fault_clear();
-    CHECK_EQ_INT(verify(p), 60);
+    CHECK_EQ_INT(check_log(p), 60);
     partition_close(p, 0);
     p = open_part(dir, 1);
-    CHECK_EQ_INT(verify(p), 60);
+    CHECK_EQ_INT(check_log(p), 60);
     partition_close(p, 0);
     check_rmtree(dir);
     free(dir);
@@ -265,14 +241,14 @@ static void test_roll_fault(void)
     CHECK(fault.calls_failed > 0);
     fault_clear();
     CHECK_EQ_INT(partition_log_end(p), leo);
-    CHECK_EQ_INT(verify(p), leo);
+    CHECK_EQ_INT(check_log(p), leo);
     CHECK_EQ_INT(try_append(p, 2, 3, &err), SL_OK);
     partition_stats(p, &st);
     CHECK(st.segments >= 2);
-    CHECK_EQ_INT(verify(p), leo + 2);
+    CHECK_EQ_INT(check_log(p), leo + 2);
     partition_close(p, 0);
     p = open_part(dir, 1);
-    CHECK_EQ_INT(verify(p), leo + 2);
+    CHECK_EQ_INT(check_log(p), leo + 2);
     partition_close(p, 0);
     check_rmtree(dir);
     free(dir);
@@ -298,10 +274,10 @@ static void test_fdatasync_fault(void)
     CHECK_EQ_INT(partition_durable(p), 4);
     CHECK_EQ_INT(try_append(p, 1, 3, &err), SL_ERR_STORAGE);
     CHECK_EQ_INT(partition_flush(p, &err), SL_ERR_STORAGE);
-    CHECK_EQ_INT(verify(p), 8); /* reads still work */
+    CHECK_EQ_INT(check_log(p), 8); /* reads still work */
     partition_close(p, 1);
     p = open_part(dir, 1);
-    CHECK_EQ_INT(verify(p), 8);
+    CHECK_EQ_INT(check_log(p), 8);
     CHECK_EQ_INT(try_append(p, 1, 3, &err), SL_OK);
     partition_close(p, 0);
     check_rmtree(dir);
@@ -347,7 +323,7 @@ static void test_store_faults(void)
     CHECK_FATAL(store_open(&so, &s, &err) == SL_OK);
     CHECK_EQ_INT(store_was_clean(s), 0);
     CHECK_EQ_INT(store_partition(s, "t1", 1, &p, &err), SL_OK);
-    CHECK_EQ_INT(verify(p), 5);
+    CHECK_EQ_INT(check_log(p), 5);
     partition_unref(p);
     store_close(s);
     check_rmtree(dir);

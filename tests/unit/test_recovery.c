@@ -15,6 +15,7 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "logcheck.h"
 #include "partition.h"
 
 static seg_cache_t *cache;
@@ -44,38 +45,6 @@ static void append(partition_t *p, int n, size_t vsize, uint32_t seed)
     int rc = partition_append(p, b, len, 1000, NULL, &err);
     CHECK_MSG(rc == SL_OK, "append: %s", err.msg);
     free(b);
-}
-
-/* Walks the log from offset 0 with copying reads, validating every batch
- * with its CRC; returns the number of records (offsets must be dense). */
-static int64_t verify(partition_t *p)
-{
-    int64_t next = partition_log_start(p), leo = partition_log_end(p);
-    while (next < leo) {
-        uint8_t *buf;
-        size_t len;
-        sl_err_t err;
-        if (partition_read_copy(p, next, 1 << 16, &buf, &len, &err) != SL_OK || len == 0) {
-            CHECK_MSG(0, "read at %" PRId64 ": %s", next, err.msg);
-            free(buf);
-            return -1;
-        }
-        for (size_t off = 0; off < len;) {
-            size_t sz = (size_t)sl_batch_total_size(buf + off);
-            sl_batch_hdr_t h;
-            if (sl_batch_validate(buf + off, sz, NULL, &h, &err) != SL_OK ||
-                h.base_offset != next) {
-                CHECK_MSG(0, "batch at offset %" PRId64 ": %s", next, err.msg);
-                free(buf);
-                return -1;
-            }
-            next += h.last_offset_delta + 1;
-            off += sz;
-        }
-        free(buf);
-    }
-    CHECK_EQ_INT(next, leo);
-    return next - partition_log_start(p);
 }
 
 static void copy_dir(const char *from, const char *to)
@@ -117,7 +86,7 @@ static void check_recovered(const char *dir, int64_t want, const char *what, lon
     partition_t *p = open_part(dir, 1, &rec);
     CHECK_MSG(partition_log_end(p) == want, "%s %ld: log end %" PRId64 ", want %" PRId64 " (%s)",
               what, arg, partition_log_end(p), want, rec.reason);
-    CHECK_EQ_INT(verify(p), want);
+    CHECK_EQ_INT(check_log(p), want);
     CHECK_EQ_INT(partition_durable(p), want);
     append(p, 2, 30, 77);
     CHECK_EQ_INT(partition_log_end(p), want + 2);
@@ -125,7 +94,7 @@ static void check_recovered(const char *dir, int64_t want, const char *what, lon
     p = open_part(dir, 1, &rec);
     CHECK_EQ_INT(partition_log_end(p), want + 2);
     CHECK_EQ_INT(rec.bytes_truncated, 0);
-    CHECK_EQ_INT(verify(p), want + 2);
+    CHECK_EQ_INT(check_log(p), want + 2);
     partition_close(p, 1);
 }
 
@@ -241,7 +210,7 @@ static void test_corrupt_middle(void)
     CHECK(rec.bytes_truncated > 0);
     CHECK_MSG(strstr(rec.reason, "CRC") != NULL || strstr(rec.reason, "crc") != NULL, "reason: %s",
               rec.reason);
-    CHECK_EQ_INT(verify(p), second + 3);
+    CHECK_EQ_INT(check_log(p), second + 3);
     partition_close(p, 1);
     /* The deleted segments' files are gone. */
     int logs = 0;
@@ -273,7 +242,7 @@ static void test_recovery_point(void)
     CHECK_EQ_INT(rec.ran, 1);
     CHECK_EQ_INT(rec.bytes_scanned, 5 * blen);
     CHECK_EQ_INT(partition_log_end(p), flushed + 50);
-    CHECK_EQ_INT(verify(p), flushed + 50);
+    CHECK_EQ_INT(check_log(p), flushed + 50);
     /* Lookups into the flushed part still use the kept index entries. */
     int64_t off;
     CHECK_EQ_INT(partition_offset_for_time(p, 1000 + 50, &off, &err), SL_OK);
@@ -333,7 +302,7 @@ static void test_index_damage(void)
             }
             p = open_part(work, recover, NULL);
             CHECK_EQ_INT(partition_log_end(p), leo);
-            CHECK_EQ_INT(verify(p), leo);
+            CHECK_EQ_INT(check_log(p), leo);
             /* Every offset still maps to the batch holding it. */
             for (int64_t o = 0; o < leo; o += 3) {
                 seg_range_t r;
