@@ -106,13 +106,26 @@ static rd_kafka_resp_err_t delete_topic(rd_kafka_t *rk, rd_kafka_queue_t *q, con
 }
 
 static rd_kafka_resp_err_t create_topic(rd_kafka_t *rk, rd_kafka_queue_t *q, const char *topic,
-                                        int partitions, char *why, size_t whylen)
+                                        const workload_t *w, char *why, size_t whylen)
 {
     char errstr[256];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, errstr, sizeof errstr);
+    rd_kafka_NewTopic_t *nt =
+        rd_kafka_NewTopic_new(topic, (int)w->partitions, 1, errstr, sizeof errstr);
     if (!nt) {
         snprintf(why, whylen, "%s", errstr);
         return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    }
+    /* --topic-config, e.g. flush.messages=1 for a durable (c) row; the
+     * broker validates names and values and fails the create otherwise. */
+    for (uint32_t i = 0; i < w->n_topic_config; i++) {
+        rd_kafka_resp_err_t ce =
+            rd_kafka_NewTopic_set_config(nt, w->topic_config[i].key, w->topic_config[i].value);
+        if (ce) {
+            snprintf(why, whylen, "topic config %s: %s", w->topic_config[i].key,
+                     rd_kafka_err2str(ce));
+            rd_kafka_NewTopic_destroy(nt);
+            return ce;
+        }
     }
     rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
     rd_kafka_NewTopic_destroy(nt);
@@ -193,7 +206,7 @@ static int kafka_setup(const workload_t *w, const char *topic, char *err, size_t
      * name fails with TOPIC_ALREADY_EXISTS. Retry for a while. */
     int64_t deadline = mono_ms() + 60000;
     for (;;) {
-        e = create_topic(rk, q, topic, (int)w->partitions, why, sizeof why);
+        e = create_topic(rk, q, topic, w, why, sizeof why);
         if (!e) break;
         if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS || mono_ms() > deadline) {
             set_err(err, errlen, "create topic", why);

@@ -4,6 +4,10 @@
  *   sluice-bench [workload flags, see workload.h]
  *   sluice-bench compare OLD.json NEW.json [--threshold PCT]
  *
+ * compare takes files of --json lines; a file with several runs of one
+ * workload gives medians and a measured run-to-run noise (see
+ * compare_main()).
+ *
  * A run: setup (fresh topic), consumers subscribe, producers send for the
  * warm-up and then the measured phase, producers flush, consumers drain
  * until every acknowledged message has arrived (or nothing arrived for
@@ -572,27 +576,36 @@ out:
 
 /* ---- compare ---------------------------------------------------------- */
 
-/* The last line of path that starts with '{' (sluice-bench --json output may
- * be saved whole), malloc'd, or NULL. */
-static char *read_json_line(const char *path)
+#define COMPARE_MAX_RUNS 64
+
+/* Every line of path that starts with '{' (a sluice-bench --json run; the
+ * whole output may be saved, and several runs of one workload appended to
+ * one file), malloc'd into runs[0..*n). Returns 0, or -1 with a message. */
+static int read_json_lines(const char *path, char **runs, int *n)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "sluice-bench compare: %s: %s\n", path, strerror(errno));
-        return NULL;
+        return -1;
     }
-    char *line = NULL, *best = NULL;
+    char *line = NULL;
     size_t cap = 0;
+    int too_many = 0;
+    *n = 0;
     while (getline(&line, &cap, f) > 0) {
-        if (line[0] == '{') {
-            free(best);
-            best = strdup(line);
+        if (line[0] != '{') continue;
+        if (*n == COMPARE_MAX_RUNS) {
+            fprintf(stderr, "sluice-bench compare: %s: more than %d runs\n", path,
+                    COMPARE_MAX_RUNS);
+            too_many = 1;
+            break;
         }
+        runs[(*n)++] = strdup(line);
     }
     free(line);
     fclose(f);
-    if (!best) fprintf(stderr, "sluice-bench compare: %s: no JSON line\n", path);
-    return best;
+    if (*n == 0) fprintf(stderr, "sluice-bench compare: %s: no JSON line\n", path);
+    return *n > 0 && !too_many ? 0 : -1;
 }
 
 /* The number after "key": at the top level of a flat object (the nested
@@ -609,6 +622,42 @@ static double json_number(const char *json, const char *key)
     return end == p ? NAN : v;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median and relative spread ((max - min) / median, in percent) of one
+ * figure over a side's runs; NAN median when any run lacks it. */
+static double side_stats(char **runs, int n, const char *key, double *spread_pct)
+{
+    double v[COMPARE_MAX_RUNS];
+    for (int i = 0; i < n; i++)
+        if (isnan(v[i] = json_number(runs[i], key))) return NAN;
+    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    *spread_pct = n > 1 && med != 0 ? (v[n - 1] - v[0]) / fabs(med) * 100.0 : 0.0;
+    return med;
+}
+
+static int parse_pct(const char *s, double *out)
+{
+    char *end;
+    *out = strtod(s, &end);
+    if (end == s || *end || !(*out >= 0)) {
+        fprintf(stderr, "sluice-bench compare: --threshold: want a percentage >= 0\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* sluice-bench compare OLD NEW [--threshold PCT]: each side's figure is the
+ * median of its runs. A figure regresses when it got worse by more than
+ * the threshold or by more than the run-to-run noise, whichever is larger;
+ * the noise of a figure is the larger relative spread (max - min over the
+ * median) of the two sides, so it is measured only when a side holds
+ * repeated runs. Exit 0, 1 on a regression, 2 on bad input. */
 static int compare_main(int argc, char **argv)
 {
     const char *files[2] = {NULL, NULL};
@@ -616,19 +665,9 @@ static int compare_main(int argc, char **argv)
     int nf = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--threshold") && i + 1 < argc) {
-            char *end;
-            threshold = strtod(argv[++i], &end);
-            if (*end || !(threshold >= 0)) {
-                fprintf(stderr, "sluice-bench compare: --threshold: want a percentage >= 0\n");
-                return 2;
-            }
+            if (parse_pct(argv[++i], &threshold) < 0) return 2;
         } else if (!strncmp(argv[i], "--threshold=", 12)) {
-            char *end;
-            threshold = strtod(argv[i] + 12, &end);
-            if (*end || !(threshold >= 0)) {
-                fprintf(stderr, "sluice-bench compare: --threshold: want a percentage >= 0\n");
-                return 2;
-            }
+            if (parse_pct(argv[i] + 12, &threshold) < 0) return 2;
         } else if (nf < 2) {
             files[nf++] = argv[i];
         } else {
@@ -639,12 +678,9 @@ static int compare_main(int argc, char **argv)
         fprintf(stderr, "usage: sluice-bench compare OLD.json NEW.json [--threshold PCT]\n");
         return 2;
     }
-    char *a = read_json_line(files[0]), *b = read_json_line(files[1]);
-    if (!a || !b) {
-        free(a);
-        free(b);
-        return 2;
-    }
+    char *a[COMPARE_MAX_RUNS], *b[COMPARE_MAX_RUNS];
+    int na = 0, nb = 0, rc = 2;
+    if (read_json_lines(files[0], a, &na) < 0 || read_json_lines(files[1], b, &nb) < 0) goto out;
     /* dir: +1 higher is better (throughput), -1 lower is better (latency),
      * 0 informational. */
     static const struct {
@@ -658,32 +694,39 @@ static int compare_main(int argc, char **argv)
         {"broker_cpu_s", 0},       {"broker_rss_mb", 0},
     };
     int bad = 0;
-    printf("%-18s %14s %14s %9s\n", "figure", "old", "new", "change");
+    printf("old: %d run%s, new: %d run%s; medians, noise = larger max-min spread of a side\n", na,
+           na == 1 ? "" : "s", nb, nb == 1 ? "" : "s");
+    printf("%-18s %14s %14s %9s %8s\n", "figure", "old", "new", "change", "noise");
     for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
-        double o = json_number(a, figs[i].key), n = json_number(b, figs[i].key);
+        double sa = 0, sb = 0;
+        double o = side_stats(a, na, figs[i].key, &sa), n = side_stats(b, nb, figs[i].key, &sb);
         if (isnan(o) || isnan(n)) {
             printf("%-18s %14s %14s %9s\n", figs[i].key, isnan(o) ? "-" : "", isnan(n) ? "-" : "",
                    "n/a");
             continue;
         }
+        double noise = sa > sb ? sa : sb;
+        double limit = threshold > noise ? threshold : noise;
         double pct = o != 0 ? (n - o) / o * 100.0 : (n == 0 ? 0.0 : INFINITY);
         const char *verdict = "";
-        if ((figs[i].dir > 0 && pct < -threshold) || (figs[i].dir < 0 && pct > threshold)) {
+        if ((figs[i].dir > 0 && pct < -limit) || (figs[i].dir < 0 && pct > limit)) {
             verdict = "  REGRESSION";
             bad = 1;
         }
-        /* Losing messages where the old run lost none is a regression
+        /* Losing messages where the old runs lost none is a regression
          * whatever the threshold. */
         if (!strcmp(figs[i].key, "lost") && o == 0 && n > 0) {
             verdict = "  REGRESSION";
             bad = 1;
         }
-        printf("%-18s %14.1f %14.1f %+8.1f%%%s\n", figs[i].key, o, n, pct, verdict);
+        printf("%-18s %14.1f %14.1f %+8.1f%% %7.1f%%%s\n", figs[i].key, o, n, pct, noise, verdict);
     }
-    free(a);
-    free(b);
-    if (bad) printf("regression beyond %.1f%%\n", threshold);
-    return bad;
+    if (bad) printf("regression beyond max(%.1f%%, noise)\n", threshold);
+    rc = bad;
+out:
+    for (int i = 0; i < na; i++) free(a[i]);
+    for (int i = 0; i < nb; i++) free(b[i]);
+    return rc;
 }
 
 /* ---- main ------------------------------------------------------------- */
@@ -696,7 +739,8 @@ int main(int argc, char **argv)
                "[--consumers N]\n"
                "         [--partitions N] [--acks 0|1|all] [--batch-size B] [--linger-ms N]\n"
                "         [--compression none|lz4] [--duration S | --messages N] [--warmup S]\n"
-               "         [--rate N] [--bootstrap HOST:PORT] [--quick] [--json]\n"
+               "         [--rate N] [--topic-config KEY=VALUE]... [--bootstrap HOST:PORT]\n"
+               "         [--quick] [--json]\n"
                "       sluice-bench compare OLD.json NEW.json [--threshold PCT]\n"
                "See bench/workload.h for ranges and defaults.\n");
         return 0;

@@ -12,7 +12,16 @@
 #define MiB (UINT64_C(1) << 20)
 #define GiB (UINT64_C(1) << 30)
 
-typedef enum { K_UINT, K_SIZE, K_SYSTEM, K_ACKS, K_COMPRESSION, K_FLAG, K_BOOTSTRAP } kind_t;
+typedef enum {
+    K_UINT,
+    K_SIZE,
+    K_SYSTEM,
+    K_ACKS,
+    K_COMPRESSION,
+    K_FLAG,
+    K_BOOTSTRAP,
+    K_TOPIC_CONFIG
+} kind_t;
 
 typedef struct flag {
     const char *name;
@@ -42,6 +51,7 @@ static const flag_t flags[] = {
     {"--json", K_FLAG, 0, 0, offsetof(workload_t, json), 0},
     {"--quick", K_FLAG, 0, 0, offsetof(workload_t, quick), 0},
     {"--bootstrap", K_BOOTSTRAP, 0, 0, offsetof(workload_t, bootstrap), 0},
+    {"--topic-config", K_TOPIC_CONFIG, 0, 0, offsetof(workload_t, topic_config), 0},
 };
 
 static const char *const system_names[] = {"sluice", "sluice-kafka", "kafka", "rabbitmq"};
@@ -146,6 +156,36 @@ static int valid_bootstrap(const char *s)
     return 1;
 }
 
+/* KEY=VALUE: KEY a Kafka config name ([a-z0-9._-], as Kafka spells every
+ * topic config), VALUE 1..127 printable ASCII bytes other than '"' and '\\'
+ * (so it needs no escaping in the JSON output). A key given twice keeps
+ * the last value, like Kafka's own tools. */
+static int set_topic_config(workload_t *w, const char *s)
+{
+    const char *eq = strchr(s, '=');
+    if (!eq || eq == s || (size_t)(eq - s) >= WORKLOAD_TOPIC_CONFIG_LEN) return 0;
+    for (const char *p = s; p < eq; p++)
+        if (!(*p >= 'a' && *p <= 'z') && !(*p >= '0' && *p <= '9') && *p != '.' && *p != '-' &&
+            *p != '_')
+            return 0;
+    const char *v = eq + 1;
+    size_t vn = strlen(v);
+    if (vn == 0 || vn >= WORKLOAD_TOPIC_CONFIG_LEN) return 0;
+    for (const char *p = v; *p; p++)
+        if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\') return 0;
+    uint32_t i;
+    for (i = 0; i < w->n_topic_config; i++)
+        if (strncmp(w->topic_config[i].key, s, (size_t)(eq - s)) == 0 &&
+            w->topic_config[i].key[eq - s] == '\0')
+            break;
+    if (i == WORKLOAD_TOPIC_CONFIG_MAX) return 0;
+    memcpy(w->topic_config[i].key, s, (size_t)(eq - s));
+    w->topic_config[i].key[eq - s] = '\0';
+    memcpy(w->topic_config[i].value, v, vn + 1);
+    if (i == w->n_topic_config) w->n_topic_config++;
+    return 1;
+}
+
 /* What a flag's value should be, for "missing value" and bad-value errors. */
 static const char *expectation(const flag_t *f, char *buf, size_t len)
 {
@@ -173,6 +213,12 @@ static const char *expectation(const flag_t *f, char *buf, size_t len)
         break;
     case K_FLAG:
         snprintf(buf, len, "no value");
+        break;
+    case K_TOPIC_CONFIG:
+        snprintf(buf, len,
+                 "KEY=VALUE with KEY in [a-z0-9._-], VALUE printable, each < %d bytes, "
+                 "at most %d keys",
+                 WORKLOAD_TOPIC_CONFIG_LEN, WORKLOAD_TOPIC_CONFIG_MAX);
         break;
     }
     return buf;
@@ -266,6 +312,9 @@ int workload_set(workload_t *w, const char *name, const char *value, char *errbu
     case K_BOOTSTRAP:
         if ((ok = valid_bootstrap(value))) snprintf(w->bootstrap, sizeof w->bootstrap, "%s", value);
         break;
+    case K_TOPIC_CONFIG:
+        ok = set_topic_config(w, value);
+        break;
     case K_FLAG:
         break;
     }
@@ -291,6 +340,13 @@ int workload_finish(workload_t *w, char *errbuf, size_t errlen)
         err(errbuf, errlen,
             "--compression: \"lz4\" is not supported with --system rabbitmq "
             "(AMQP has no batch compression); expected none");
+        return WORKLOAD_INVALID;
+    }
+    if (w->n_topic_config && (w->system == WORKLOAD_SLUICE || w->system == WORKLOAD_RABBITMQ)) {
+        err(errbuf, errlen,
+            "--topic-config: only with --system kafka or sluice-kafka (it is sent in "
+            "Kafka's CreateTopics), not with --system %s",
+            workload_system_name(w->system));
         return WORKLOAD_INVALID;
     }
     if (w->quick) {
@@ -404,9 +460,15 @@ size_t workload_to_json(const workload_t *w, char *buf, size_t len)
                (unsigned long long)w->messages);
     else
         append(buf, len, &pos, "\"duration_s\":%u,\"messages\":null,", (unsigned)w->duration_s);
-    append(buf, len, &pos, "\"warmup_s\":%u,\"rate\":%llu,\"mode\":\"%s\",\"quick\":%s}",
+    append(buf, len, &pos,
+           "\"warmup_s\":%u,\"rate\":%llu,\"mode\":\"%s\",\"quick\":%s,\"topic_config\":{",
            (unsigned)w->warmup_s, (unsigned long long)w->rate,
            w->rate ? "open-loop" : "closed-loop", w->quick ? "true" : "false");
+    /* set_topic_config() admits nothing that needs escaping. */
+    for (uint32_t i = 0; i < w->n_topic_config; i++)
+        append(buf, len, &pos, "%s\"%s\":\"%s\"", i ? "," : "", w->topic_config[i].key,
+               w->topic_config[i].value);
+    append(buf, len, &pos, "}}");
     return pos;
 }
 
@@ -451,5 +513,8 @@ size_t workload_summary(const workload_t *w, char *buf, size_t len)
         append(buf, len, &pos, "open loop at %llu msg/s", (unsigned long long)w->rate);
     else
         append(buf, len, &pos, "closed loop");
+    for (uint32_t i = 0; i < w->n_topic_config; i++)
+        append(buf, len, &pos, "%s%s=%s", i ? ", " : ", topic config ", w->topic_config[i].key,
+               w->topic_config[i].value);
     return pos;
 }

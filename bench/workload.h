@@ -19,6 +19,10 @@
  *   --rate MSGS_PER_S           0..10^9; 0 = closed loop (as fast as
  *                               possible), > 0 = open loop at that rate,
  *                               latency from the intended send time  [0]
+ *   --topic-config KEY=VALUE    a topic config for the bench topic,
+ *                               repeatable (up to 8); kafka and
+ *                               sluice-kafka only, set at CreateTopics,
+ *                               e.g. flush.messages=1               [none]
  *   --json                      machine-readable output
  *   --quick                     a smoke run: 3 s, 1 s warm-up, unless
  *                               --duration/--messages/--warmup are given
@@ -66,7 +70,14 @@ typedef enum workload_compression {
     WORKLOAD_COMPRESSION_LZ4,
 } workload_compression_t;
 
-#define WORKLOAD_BOOTSTRAP_MAX 256
+#define WORKLOAD_BOOTSTRAP_MAX    256
+#define WORKLOAD_TOPIC_CONFIG_MAX 8
+#define WORKLOAD_TOPIC_CONFIG_LEN 128 /* key and value, each with its NUL */
+
+typedef struct workload_topic_config {
+    char key[WORKLOAD_TOPIC_CONFIG_LEN];
+    char value[WORKLOAD_TOPIC_CONFIG_LEN];
+} workload_topic_config_t;
 
 typedef struct workload {
     workload_system_t system;
@@ -85,6 +96,8 @@ typedef struct workload {
     bool json;
     bool quick;
     char bootstrap[WORKLOAD_BOOTSTRAP_MAX]; /* "" = workload_bootstrap() default */
+    workload_topic_config_t topic_config[WORKLOAD_TOPIC_CONFIG_MAX];
+    uint32_t n_topic_config;
     /* Which of duration/messages/warmup were given, for --quick and the
      * exclusivity check; set by workload_set(). */
     bool set_duration, set_messages, set_warmup;
@@ -99,7 +112,8 @@ void workload_defaults(workload_t *w);
  * failure *w is unchanged. Cross-flag checks happen in workload_finish(). */
 int workload_set(workload_t *w, const char *name, const char *value, char *errbuf, size_t errlen);
 
-/* The checks across flags (--duration with --messages, lz4 with rabbitmq)
+/* The checks across flags (--duration with --messages, lz4 with rabbitmq,
+ * --topic-config only with a Kafka-protocol system)
  * and --quick's shortened run; WORKLOAD_OK or WORKLOAD_INVALID. */
 int workload_finish(workload_t *w, char *errbuf, size_t errlen);
 

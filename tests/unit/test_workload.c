@@ -20,7 +20,7 @@ static int split(const char *line, char *store, size_t cap, char **argv, int max
 #define DEFAULT_TAIL                                                                               \
     "\"acks\":\"1\",\"batch_size\":16384,\"linger_ms\":5,\"compression\":\"none\","                \
     "\"duration_s\":10,\"messages\":null,\"warmup_s\":2,\"rate\":0,\"mode\":\"closed-loop\","      \
-    "\"quick\":false}"
+    "\"quick\":false,\"topic_config\":{}}"
 
 static const struct {
     const char *args;
@@ -44,30 +44,45 @@ static const struct {
      "1,"
      "\"consumers\":1,\"partitions\":1,\"acks\":\"all\",\"batch_size\":1048576,\"linger_ms\":0,"
      "\"compression\":\"lz4\",\"duration_s\":null,\"messages\":1000000,\"warmup_s\":0,"
-     "\"rate\":50000,\"mode\":\"open-loop\",\"quick\":false}"},
+     "\"rate\":50000,\"mode\":\"open-loop\",\"quick\":false,\"topic_config\":{}}"},
     {"--acks -1 --batch-size 0g --duration 60 --acks=0 --compression none",
      "{\"system\":\"sluice\",\"bootstrap\":\"127.0.0.1:9292\",\"message_size\":100,\"producers\":1,"
      "\"consumers\":1,\"partitions\":1,\"acks\":\"0\",\"batch_size\":0,\"linger_ms\":5,"
      "\"compression\":\"none\",\"duration_s\":60,\"messages\":null,\"warmup_s\":2,\"rate\":0,"
-     "\"mode\":\"closed-loop\",\"quick\":false}"},
+     "\"mode\":\"closed-loop\",\"quick\":false,\"topic_config\":{}}"},
     /* --quick shortens the run, but given values win, in any order. */
     {"--quick",
      "{\"system\":\"sluice\",\"bootstrap\":\"127.0.0.1:9292\",\"message_size\":100,\"producers\":1,"
      "\"consumers\":1,\"partitions\":1,\"acks\":\"1\",\"batch_size\":16384,\"linger_ms\":5,"
      "\"compression\":\"none\",\"duration_s\":3,\"messages\":null,\"warmup_s\":1,\"rate\":0,"
-     "\"mode\":\"closed-loop\",\"quick\":true}"},
+     "\"mode\":\"closed-loop\",\"quick\":true,\"topic_config\":{}}"},
     {"--duration 20 --quick --warmup 5",
      "{\"system\":\"sluice\",\"bootstrap\":\"127.0.0.1:9292\",\"message_size\":100,\"producers\":1,"
      "\"consumers\":1,\"partitions\":1,\"acks\":\"1\",\"batch_size\":16384,\"linger_ms\":5,"
      "\"compression\":\"none\",\"duration_s\":20,\"messages\":null,\"warmup_s\":5,\"rate\":0,"
-     "\"mode\":\"closed-loop\",\"quick\":true}"},
+     "\"mode\":\"closed-loop\",\"quick\":true,\"topic_config\":{}}"},
     {"--json --quick --messages 10 --batch-size 256M --producers 1024 --consumers 1024 "
      "--partitions 10000 --linger-ms 60000 --rate 1000000000 --warmup 3600",
      "{\"system\":\"sluice\",\"bootstrap\":\"127.0.0.1:9292\",\"message_size\":100,"
      "\"producers\":1024,\"consumers\":1024,\"partitions\":10000,\"acks\":\"1\","
      "\"batch_size\":268435456,\"linger_ms\":60000,\"compression\":\"none\",\"duration_s\":null,"
      "\"messages\":10,\"warmup_s\":3600,\"rate\":1000000000,\"mode\":\"open-loop\","
-     "\"quick\":true}"},
+     "\"quick\":true,\"topic_config\":{}}"},
+    /* Topic configs go to Kafka's CreateTopics; a repeated key keeps the
+     * last value, in the position of its first use. */
+    {"--system kafka --topic-config flush.messages=1 --topic-config=retention.ms=60000 "
+     "--topic-config flush.messages=2",
+     "{\"system\":\"kafka\",\"bootstrap\":\"127.0.0.1:19092\",\"message_size\":100,\"producers\":1,"
+     "\"consumers\":1,\"partitions\":1,\"acks\":\"1\",\"batch_size\":16384,\"linger_ms\":5,"
+     "\"compression\":\"none\",\"duration_s\":10,\"messages\":null,\"warmup_s\":2,\"rate\":0,"
+     "\"mode\":\"closed-loop\",\"quick\":false,\"topic_config\":{\"flush.messages\":\"2\","
+     "\"retention.ms\":\"60000\"}}"},
+    {"--topic-config cleanup.policy=delete --system sluice-kafka",
+     "{\"system\":\"sluice-kafka\",\"bootstrap\":\"127.0.0.1:9092\",\"message_size\":100,"
+     "\"producers\":1,\"consumers\":1,\"partitions\":1,\"acks\":\"1\",\"batch_size\":16384,"
+     "\"linger_ms\":5,\"compression\":\"none\",\"duration_s\":10,\"messages\":null,"
+     "\"warmup_s\":2,\"rate\":0,\"mode\":\"closed-loop\",\"quick\":false,"
+     "\"topic_config\":{\"cleanup.policy\":\"delete\"}}"},
 };
 
 static const struct {
@@ -144,6 +159,33 @@ static const struct {
     {"--compression lz4 --system rabbitmq", WORKLOAD_INVALID,
      "--compression: \"lz4\" is not supported with --system rabbitmq (AMQP has no batch "
      "compression); expected none"},
+    {"--topic-config flush.messages=1", WORKLOAD_INVALID,
+     "--topic-config: only with --system kafka or sluice-kafka (it is sent in Kafka's "
+     "CreateTopics), not with --system sluice"},
+    {"--system rabbitmq --topic-config flush.messages=1", WORKLOAD_INVALID,
+     "--topic-config: only with --system kafka or sluice-kafka (it is sent in Kafka's "
+     "CreateTopics), not with --system rabbitmq"},
+    {"--system kafka --topic-config flush.messages", WORKLOAD_INVALID,
+     "--topic-config: \"flush.messages\" is not KEY=VALUE with KEY in [a-z0-9._-], VALUE "
+     "printable, each < 128 bytes, at most 8 keys"},
+    {"--system kafka --topic-config =1", WORKLOAD_INVALID,
+     "--topic-config: \"=1\" is not KEY=VALUE with KEY in [a-z0-9._-], VALUE printable, each < 128 "
+     "bytes, at most 8 keys"},
+    {"--system kafka --topic-config Flush.messages=1", WORKLOAD_INVALID,
+     "--topic-config: \"Flush.messages=1\" is not KEY=VALUE with KEY in [a-z0-9._-], VALUE "
+     "printable, each < 128 bytes, at most 8 keys"},
+    {"--system kafka --topic-config flush.messages=", WORKLOAD_INVALID,
+     "--topic-config: \"flush.messages=\" is not KEY=VALUE with KEY in [a-z0-9._-], VALUE "
+     "printable, each < 128 bytes, at most 8 keys"},
+    {"--system kafka --topic-config a=\"", WORKLOAD_INVALID,
+     "--topic-config: \"a=\"\" is not KEY=VALUE with KEY in [a-z0-9._-], VALUE printable, each < "
+     "128 bytes, at most 8 keys"},
+    {"--system kafka --topic-config a=1 --topic-config b=1 --topic-config c=1 --topic-config d=1 "
+     "--topic-config e=1 --topic-config f=1 --topic-config g=1 --topic-config h=1 "
+     "--topic-config i=1",
+     WORKLOAD_INVALID,
+     "--topic-config: \"i=1\" is not KEY=VALUE with KEY in [a-z0-9._-], VALUE printable, each < "
+     "128 bytes, at most 8 keys"},
     {"--topic bench", WORKLOAD_UNKNOWN, "unknown option \"--topic\""},
     {"--topic=bench", WORKLOAD_UNKNOWN, "unknown option \"--topic\""},
     {"-p 4", WORKLOAD_INVALID, "unexpected argument \"-p\" (workload options start with --)"},
