@@ -33,6 +33,8 @@ const char *sl_code_name(int code)
         return "REQUEST_TIMED_OUT";
     case SL_ERR_MESSAGE_TOO_LARGE:
         return "MESSAGE_TOO_LARGE";
+    case SL_ERR_OFFSET_METADATA_TOO_LARGE:
+        return "OFFSET_METADATA_TOO_LARGE";
     case SL_ERR_INVALID_TOPIC:
         return "INVALID_TOPIC_EXCEPTION";
     case SL_ERR_RECORD_LIST_TOO_LARGE:
@@ -53,6 +55,8 @@ const char *sl_code_name(int code)
         return "REBALANCE_IN_PROGRESS";
     case SL_ERR_GROUP_ID_NOT_FOUND:
         return "GROUP_ID_NOT_FOUND";
+    case SL_ERR_FETCH_SESSION_ID_NOT_FOUND:
+        return "FETCH_SESSION_ID_NOT_FOUND";
     case SL_ERR_TOPIC_ALREADY_EXISTS:
         return "TOPIC_ALREADY_EXISTS";
     case SL_ERR_INVALID_PARTITIONS:
@@ -69,6 +73,28 @@ const char *sl_code_name(int code)
         return "UNSUPPORTED_COMPRESSION_TYPE";
     case SL_ERR_INVALID_RECORD:
         return "INVALID_RECORD";
+    case SL_ERR_LEADER_NOT_AVAILABLE:
+        return "LEADER_NOT_AVAILABLE";
+    case SL_ERR_COORDINATOR_NOT_AVAILABLE:
+        return "COORDINATOR_NOT_AVAILABLE";
+    case SL_ERR_NOT_COORDINATOR:
+        return "NOT_COORDINATOR";
+    case SL_ERR_UNSUPPORTED_VERSION:
+        return "UNSUPPORTED_VERSION";
+    case SL_ERR_INVALID_REPLICATION_FACTOR:
+        return "INVALID_REPLICATION_FACTOR";
+    case SL_ERR_OUT_OF_ORDER_SEQUENCE:
+        return "OUT_OF_ORDER_SEQUENCE_NUMBER";
+    case SL_ERR_DUPLICATE_SEQUENCE:
+        return "DUPLICATE_SEQUENCE_NUMBER";
+    case SL_ERR_INVALID_PRODUCER_EPOCH:
+        return "INVALID_PRODUCER_EPOCH";
+    case SL_ERR_INVALID_TXN_STATE:
+        return "INVALID_TXN_STATE";
+    case SL_ERR_UNKNOWN_PRODUCER_ID:
+        return "UNKNOWN_PRODUCER_ID";
+    case SL_ERR_TRANSACTIONAL_ID_NOT_FOUND:
+        return "TRANSACTIONAL_ID_NOT_FOUND";
     }
     return "UNKNOWN_CODE";
 }
