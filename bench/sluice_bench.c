@@ -758,7 +758,8 @@ int main(int argc, char **argv)
         return 2;
     }
     harness_t h;
-    bool own = w.system == WORKLOAD_SLUICE && w.bootstrap[0] == '\0';
+    bool own = (w.system == WORKLOAD_SLUICE || w.system == WORKLOAD_SLUICE_KAFKA) &&
+               w.bootstrap[0] == '\0';
     if (own) {
         /* No address given: a private sluiced in a temp dir, so a run
          * needs nothing set up and leaves nothing behind. */
@@ -768,7 +769,9 @@ int main(int argc, char **argv)
             harness_cleanup(&h);
             return 1;
         }
-        snprintf(w.bootstrap, sizeof w.bootstrap, "127.0.0.1:%d", h.port);
+        /* sluice-kafka: the same broker, through its Kafka listener. */
+        snprintf(w.bootstrap, sizeof w.bootstrap, "127.0.0.1:%d",
+                 w.system == WORKLOAD_SLUICE_KAFKA ? h.kafka_port : h.port);
         sluice_bench_broker_pid = h.pid;
     }
     char sum[512];

@@ -20,9 +20,12 @@
 #include "conn.h"
 #include "dispatch.h"
 #include "group.h"
+#include "kdispatch.h"
 #include "log.h"
 
 #define DRAIN_MS 5000
+/* Decoding one request may use at most this much arena memory. */
+#define ARENA_LIMIT (8u << 20)
 
 static int spare_fd = -1; /* released to accept-and-close when out of fds */
 
@@ -81,7 +84,21 @@ static void peer_name(int fd, char *buf, size_t n)
     snprintf(buf, n, "%s:%d", host, port);
 }
 
-static void on_accept(void *arg, uint32_t ev);
+static void accept_loop(worker_t *w, reactor_handle_t *lh, int proto);
+
+static void on_accept(void *arg, uint32_t ev)
+{
+    (void)ev;
+    worker_t *w = arg;
+    accept_loop(w, &w->listen_h, CONN_SLUICE);
+}
+
+static void on_kafka_accept(void *arg, uint32_t ev)
+{
+    (void)ev;
+    worker_t *w = arg;
+    accept_loop(w, &w->kafka_h, CONN_KAFKA);
+}
 
 static void on_accept_task(void *arg)
 {
@@ -89,21 +106,25 @@ static void on_accept_task(void *arg)
     if (!w->draining) on_accept(arg, REACTOR_IN);
 }
 
-/* Accepts until EAGAIN (edge mode delivers one event for the whole backlog). */
-static void on_accept(void *arg, uint32_t ev)
+static void on_kafka_accept_task(void *arg)
 {
-    (void)ev;
     worker_t *w = arg;
+    if (!w->draining) on_kafka_accept(arg, REACTOR_IN);
+}
+
+/* Accepts until EAGAIN (edge mode delivers one event for the whole backlog). */
+static void accept_loop(worker_t *w, reactor_handle_t *lh, int proto)
+{
     broker_t *b = w->b;
     for (int i = 0; i < 256; i++) {
-        int fd = accept4(w->listen_h.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lh->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if ((errno == EMFILE || errno == ENFILE) && spare_fd >= 0) {
                 /* Out of fds: take one from the backlog and shut it, rather
                  * than leave the backlog stuck with no new edge to report it. */
                 close(spare_fd);
-                int x = accept(w->listen_h.fd, NULL, NULL);
+                int x = accept(lh->fd, NULL, NULL);
                 if (x >= 0) close(x);
                 spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 met_add(&w->m.rejected, 1);
@@ -123,13 +144,13 @@ static void on_accept(void *arg, uint32_t ev)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         char peer[64];
         peer_name(fd, peer, sizeof peer);
-        if (!conn_new(w, fd, peer)) {
+        if (!conn_new(w, fd, peer, proto)) {
             close(fd);
             log_warn("net", "cannot register connection from %s", peer);
         }
     }
     /* Budget for this wake-up used: finish the backlog next round. */
-    reactor_defer(w->r, on_accept_task, w);
+    reactor_defer(w->r, proto == CONN_KAFKA ? on_kafka_accept_task : on_accept_task, w);
 }
 
 static void on_metrics_accept(void *arg, uint32_t ev)
@@ -243,6 +264,21 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
         if (probe < 0) return SL_ERR_INVALID_CONFIG;
         close(probe);
     }
+    char khost[256] = "";
+    int kport = 0;
+    for (int i = 0; i < 256; i++) b->kafka_fds[i] = -1;
+    if (conf->kafka_listeners[0]) {
+        conf_parse_hostport(conf->kafka_listeners, khost, sizeof khost, &kport, NULL);
+        if (kport != 0) { /* the same probe as above */
+            int probe = listen_on(khost, &kport, 0, err);
+            if (probe < 0) {
+                char msg[sizeof err->msg];
+                snprintf(msg, sizeof msg, "%s", err->msg);
+                return sl_err_set(err, SL_ERR_INVALID_CONFIG, "kafka.listeners: %s", msg);
+            }
+            close(probe);
+        }
+    }
     if (n == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         n = cores > 0 ? (int)cores : 1;
@@ -256,6 +292,7 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
     int rc = store_open(&so, &b->store, err);
     if (rc != SL_OK) goto fail;
     store_set_on_append(b->store, broker_partition_appended, b);
+    if ((rc = kafka_cluster_id(b, err)) != SL_OK) goto fail;
     log_info("storage", "data directory %s opened; last shutdown: %s", conf->log_dirs,
              store_was_clean(b->store)
                  ? "clean"
@@ -284,6 +321,18 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
         b->listen_fds[i] = fd;
     }
     b->port = port;
+    if (khost[0]) {
+        for (int i = 0; i < n; i++) {
+            int fd = listen_on(khost, &kport, 1, err);
+            if (fd < 0) {
+                rc = SL_ERR_INVALID_CONFIG;
+                goto fail;
+            }
+            b->kafka_fds[i] = fd;
+        }
+        b->kafka_port = kport;
+        kafka_advertise(b, khost, kport);
+    }
     if (conf->metrics_listener[0]) {
         char mh[256];
         int mp;
@@ -303,12 +352,17 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
         w->id = i;
         w->r = reactor_new((int)conf->reactor_edge);
         w->scratch = malloc(SCRATCH);
+        sl_arena_init(&w->arena, w->arena_block, sizeof w->arena_block, ARENA_LIMIT);
         if (!w->r || !w->scratch) {
             rc = sl_err_set(err, SL_ERR_UNKNOWN, "epoll: %s", strerror(errno));
             goto fail;
         }
         w->listen_h = (reactor_handle_t){.fd = b->listen_fds[i], .fn = on_accept, .arg = w};
         reactor_add(w->r, &w->listen_h, REACTOR_IN);
+        if (b->kafka_fds[i] >= 0) {
+            w->kafka_h = (reactor_handle_t){.fd = b->kafka_fds[i], .fn = on_kafka_accept, .arg = w};
+            reactor_add(w->r, &w->kafka_h, REACTOR_IN);
+        }
         if (i == 0 && b->metrics_fd >= 0) {
             w->metrics_h =
                 (reactor_handle_t){.fd = b->metrics_fd, .fn = on_metrics_accept, .arg = w};
@@ -327,6 +381,11 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
     if (pthread_create(&b->hk_thread, NULL, housekeeping, b) != 0)
         return sl_err_set(err, SL_ERR_UNKNOWN, "cannot start the housekeeping thread");
     b->start_ms = reactor_clock_ms();
+    /* Before "listening on": test harnesses read the Kafka port once they
+     * see that line. */
+    if (khost[0])
+        log_info("net", "kafka protocol on %s:%d (advertised as %s:%d, node.id %lld)", khost, kport,
+                 b->kafka_adv_host, b->kafka_adv_port, (long long)conf->node_id);
     log_info("net", "listening on %s:%d (sluice protocol, %d %s-triggered reactors)", host, port, n,
              conf->reactor_edge ? "edge" : "level");
     return SL_OK;
@@ -334,10 +393,13 @@ fail:
     for (int i = 0; b->workers && i < n; i++) {
         reactor_free(b->workers[i].r);
         free(b->workers[i].scratch);
+        sl_arena_free(&b->workers[i].arena);
     }
     free(b->workers);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (b->listen_fds[i] >= 0) close(b->listen_fds[i]);
+        if (b->kafka_fds[i] >= 0) close(b->kafka_fds[i]);
+    }
     if (b->metrics_fd >= 0) close(b->metrics_fd);
     store_close(b->store);
     groups_free(b);
@@ -363,11 +425,16 @@ static void drain_start(void *arg)
     w->draining = 1;
     reactor_del(w->r, &w->listen_h);
     close(w->listen_h.fd);
+    if (w->b->kafka_fds[w->id] >= 0) {
+        reactor_del(w->r, &w->kafka_h);
+        close(w->kafka_h.fd);
+    }
     if (w->id == 0 && w->b->metrics_fd >= 0) {
         reactor_del(w->r, &w->metrics_h);
         close(w->b->metrics_fd);
     }
     fetch_waits_expire_all(w); /* answer long polls with what there is */
+    kfetch_waits_expire_all(w);
     reactor_timer_stop(w->r, &w->idle_timer);
     reactor_timer_init(&w->idle_timer, drain_check, w);
     drain_check(w);
@@ -432,6 +499,7 @@ void broker_stop(broker_t *b)
         reactor_drain(b->workers[i].r);
         reactor_free(b->workers[i].r);
         free(b->workers[i].scratch);
+        sl_arena_free(&b->workers[i].arena);
     }
     free(b->workers);
     groups_free(b); /* after the store closed: no commit still waits for a flush */

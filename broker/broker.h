@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "conf.h"
 #include "metrics.h"
 #include "reactor.h"
@@ -35,17 +36,23 @@ typedef struct worker {
     reactor_t *r;
     pthread_t thread;
     reactor_handle_t listen_h;  /* Sluice's protocol */
+    reactor_handle_t kafka_h;   /* Kafka's protocol (when kafka.listeners is set) */
     reactor_handle_t metrics_h; /* worker 0 only */
     conn_t *conns;              /* all connections of this worker */
     size_t nconns;
     conn_t *paused; /* connections waiting for the global budget */
     reactor_timer_t budget_timer;
     reactor_timer_t idle_timer;
-    fetch_wait_t *waits; /* long-polling fetches */
-    struct sub *subs;    /* push subscriptions of its connections (h_subscribe.c) */
+    fetch_wait_t *waits;   /* long-polling fetches */
+    struct kfetch *kwaits; /* long-polling Kafka fetches (k_fetch.c) */
+    struct sub *subs;      /* push subscriptions of its connections (h_subscribe.c) */
     int draining;
     int pending_flushes;
     uint8_t *scratch;
+    /* Request decoding (protobuf and Kafka bodies) on this worker: one
+     * request at a time, reset before each; its first block is inline. */
+    sl_arena_t arena;
+    uint8_t arena_block[16384];
     /* read buffer shared by this worker's connections */ /* acks=all produces waiting for the
                                                              flusher */
     metrics_worker_t m;
@@ -60,6 +67,12 @@ struct broker {
     int port; /* the bound port (resolved when 0 was asked) */
     int metrics_port;
     int listen_fds[256]; /* one per worker, SO_REUSEPORT */
+    int kafka_fds[256];  /* the same for the Kafka listener; -1 when disabled */
+    int kafka_port;      /* bound port of the Kafka listener */
+    /* What Metadata and FindCoordinator tell Kafka clients (kafka_advertise). */
+    char kafka_adv_host[256];
+    int kafka_adv_port;
+    char cluster_id[32]; /* Kafka's cluster id, kept in log.dirs/cluster.id */
     int metrics_fd;
     _Atomic int64_t inflight_bytes; /* global budget use (queued.max.request.bytes) */
     _Atomic int64_t nconns;
@@ -92,6 +105,14 @@ static inline int broker_budget_over(broker_t *b)
     return atomic_load_explicit(&b->inflight_bytes, memory_order_relaxed) >
            b->conf.queued_max_request_bytes;
 }
+
+/* Sets kafka_adv_host/port from kafka.advertised.listener, or the bound
+ * listener (a wildcard address is advertised as 127.0.0.1). k_meta.c. */
+void kafka_advertise(broker_t *b, const char *host, int port);
+
+/* Reads log.dirs/cluster.id into b->cluster_id, creating it (22 random
+ * base64url characters, like Kafka's) on first start. k_meta.c. */
+int kafka_cluster_id(broker_t *b, sl_err_t *err);
 
 /* Wakes the fetches waiting on p (any thread; store's on_append hook). */
 void broker_partition_appended(void *broker, partition_t *p);

@@ -22,6 +22,14 @@ static const conf_def_t table[] = {
      "host:port for Sluice's protocol; port 0 picks a free port (logged)."},
     {"metrics.listener", STR(metrics_listener), "127.0.0.1:9293", NULL,
      "host:port serving GET /metrics (Prometheus text); empty disables it."},
+    {"kafka.listeners", STR(kafka_listeners), "127.0.0.1:9092", NULL,
+     "host:port for Kafka's wire protocol (docs/kafka-compat.md); port 0 picks a free port "
+     "(logged); empty disables it."},
+    {"kafka.advertised.listener", STR(kafka_advertised), "", NULL,
+     "host:port Kafka clients are told to connect to (Metadata, FindCoordinator); empty: the "
+     "kafka.listeners address (127.0.0.1 when it binds every address)."},
+    {"node.id", INT(node_id, 0, 2147483647), "1", NULL,
+     "This broker's node id in Kafka's Metadata (leader, controller, coordinator)."},
     {"num.reactors", INT(num_reactors, 0, 256), "0", NULL,
      "Reactor threads, each with its own epoll and SO_REUSEPORT listener; 0 = one per core."},
     {"reactor.mode", ENUM(reactor_edge), "edge", "level|edge",
@@ -279,6 +287,16 @@ int broker_conf_check(const broker_conf_t *c, sl_err_t *err)
     if (c->metrics_listener[0] &&
         (rc = conf_parse_hostport(c->metrics_listener, host, sizeof host, &port, &inner)) != SL_OK)
         return sl_err_set(err, rc, "metrics.listener: %s", inner.msg);
+    if (c->kafka_listeners[0] &&
+        (rc = conf_parse_hostport(c->kafka_listeners, host, sizeof host, &port, &inner)) != SL_OK)
+        return sl_err_set(err, rc, "kafka.listeners: %s", inner.msg);
+    if (c->kafka_advertised[0]) {
+        rc = conf_parse_hostport(c->kafka_advertised, host, sizeof host, &port, &inner);
+        if (rc == SL_OK && port == 0)
+            rc = sl_err_set(&inner, SL_ERR_INVALID_CONFIG,
+                            "\"%s\": clients cannot connect to port 0", c->kafka_advertised);
+        if (rc != SL_OK) return sl_err_set(err, rc, "kafka.advertised.listener: %s", inner.msg);
+    }
     if (c->topic.max_message_bytes + 1024 > c->max_request_size)
         return sl_err_set(err, SL_ERR_INVALID_CONFIG,
                           "max.request.size (%lld) must exceed message.max.bytes (%lld) by 1024",

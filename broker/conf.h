@@ -20,6 +20,9 @@ typedef struct broker_conf {
     char log_dirs[1024];
     char listeners[256];
     char metrics_listener[256];
+    char kafka_listeners[256];
+    char kafka_advertised[256];
+    int64_t node_id;
     int64_t num_reactors;
     int64_t reactor_edge; /* reactor.mode: 1 edge, 0 level */
     int64_t max_request_size;

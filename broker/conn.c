@@ -12,6 +12,8 @@
 
 #include "batch.h"
 #include "dispatch.h"
+#include "kafka.h"
+#include "kdispatch.h"
 #include "log.h"
 #include "subscribe.h"
 
@@ -20,7 +22,6 @@
  * event for data already there). */
 #define READ_BUDGET  (1u << 20)
 #define WRITE_BUDGET (4u << 20)
-#define ARENA_LIMIT  (8u << 20)
 
 static uint64_t next_id;
 
@@ -41,18 +42,19 @@ static void free_nodes(conn_t *c, onode_t *n)
     (void)c;
 }
 
-conn_t *conn_new(worker_t *w, int fd, const char *peer)
+conn_t *conn_new(worker_t *w, int fd, const char *peer, int proto)
 {
     conn_t *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->w = w;
+    c->proto = proto;
     c->h.fd = fd;
     c->h.fn = on_io;
     c->h.arg = c;
     c->refs = 1;
     c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
     snprintf(c->peer, sizeof c->peer, "%s", peer);
-    sl_arena_init(&c->arena, c->arena_block, sizeof c->arena_block, ARENA_LIMIT);
+    c->arena = &w->arena;
     c->last_active_ms = reactor_now_ms(w->r);
     if (reactor_add(w->r, &c->h, REACTOR_IN) < 0) {
         free(c);
@@ -82,7 +84,6 @@ static void free_conn(void *arg)
         free(s);
         s = n;
     }
-    sl_arena_free(&c->arena);
     free(c);
 }
 
@@ -208,6 +209,73 @@ void conn_respond(conn_t *c, slot_t *s, int api, uint64_t corr, int code, const 
     c->out_budget += (int64_t)size;
     broker_budget_add(c->w->b, (int64_t)size);
     write_out(c);
+}
+
+void conn_respond_raw(conn_t *c, slot_t *s, uint8_t *mem, size_t len, const size_t *cuts,
+                      seg_range_t *ranges, size_t n)
+{
+    if (c->closed) goto release;
+    /* mem[0..cuts[0]) stays in the first node (which owns the whole
+     * buffer); later slices of mem are copied into their own nodes, since
+     * every node frees its memory once sent. They are the few bytes of a
+     * partition header between two file ranges. */
+    size_t first = n ? cuts[0] : len;
+    onode_t *head = node_mem(mem, first), *tail = head;
+    uint64_t total = first;
+    if (!head) goto oom;
+    mem = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (ranges[i].len) {
+            onode_t *f = calloc(1, sizeof *f);
+            if (!f) goto oom_chain;
+            f->is_file = 1;
+            f->range = ranges[i];
+            f->len = ranges[i].len;
+            ranges[i].seg = NULL; /* the node owns the pin now */
+            tail->next = f;
+            tail = f;
+            total += f->len;
+        } else {
+            seg_range_release(&ranges[i]);
+        }
+        size_t from = cuts[i], to = i + 1 < n ? cuts[i + 1] : len;
+        if (to > from) {
+            uint8_t *m = malloc(to - from);
+            onode_t *x = m ? node_mem(m, to - from) : NULL;
+            if (!x) {
+                free(m);
+                goto oom_chain;
+            }
+            memcpy(m, head->mem + from, to - from);
+            tail->next = x;
+            tail = x;
+            total += to - from;
+        }
+    }
+    if (s->tail)
+        s->tail->next = head;
+    else
+        s->head = head;
+    s->tail = tail;
+    s->bytes = total;
+    s->ready = 1;
+    c->out_bytes += total;
+    /* Memory nodes give back their own length when sent: the first node
+     * `first` bytes, the copied slices the other len - first. */
+    c->out_budget += (int64_t)len;
+    broker_budget_add(c->w->b, (int64_t)len);
+    write_out(c);
+    return;
+oom_chain:
+    free_nodes(c, head);
+    for (size_t i = 0; i < n; i++) seg_range_release(&ranges[i]);
+    conn_close(c, "out of memory building a response");
+    return;
+oom:
+    conn_close(c, "out of memory building a response");
+release:
+    free(mem);
+    for (size_t i = 0; i < n; i++) seg_range_release(&ranges[i]);
 }
 
 void conn_fail(conn_t *c, slot_t *s, int api, uint64_t corr, int code, const char *msg)
@@ -348,6 +416,15 @@ static void write_out(conn_t *c)
     if (c->push_blocked) subscribe_output_drained(c);
 }
 
+/* Both protocols frame a request as a 4-byte big-endian size and the
+ * bytes it counts; only the minimum size differs. */
+static int frame_peek(const conn_t *c, const uint8_t *buf, size_t len, uint32_t max,
+                      uint32_t *total)
+{
+    return c->proto == CONN_KAFKA ? kf_frame_peek(buf, len, max, total)
+                                  : sl_frame_peek(buf, len, max, total);
+}
+
 /* Processes the whole frames in buf[0..len); returns bytes consumed. Stops
  * early when the connection closes or must not take more work now. */
 static size_t process(conn_t *c, uint8_t *buf, size_t len, int *stop)
@@ -361,7 +438,7 @@ static size_t process(conn_t *c, uint8_t *buf, size_t len, int *stop)
             break;
         }
         uint32_t total;
-        int rc = sl_frame_peek(buf + off, len - off, max, &total);
+        int rc = frame_peek(c, buf + off, len - off, max, &total);
         if (rc == SL_ERR_PARTIAL) break;
         if (rc != SL_OK) {
             char why[128];
@@ -373,7 +450,10 @@ static size_t process(conn_t *c, uint8_t *buf, size_t len, int *stop)
             break;
         }
         if (total > len - off) break;
-        dispatch_frame(c, buf + off, total);
+        if (c->proto == CONN_KAFKA)
+            kafka_dispatch(c, buf + off, total);
+        else
+            dispatch_frame(c, buf + off, total);
         off += total;
     }
     return off;
@@ -395,7 +475,7 @@ static int keep_rest(conn_t *c, const uint8_t *buf, size_t len)
     }
     uint32_t total = 0;
     size_t want = len + 4096;
-    if (sl_frame_peek(buf, len, (uint32_t)c->w->b->conf.max_request_size, &total) == SL_OK &&
+    if (frame_peek(c, buf, len, (uint32_t)c->w->b->conf.max_request_size, &total) == SL_OK &&
         total > want)
         want = total;
     if (c->in_cap < want) {

@@ -20,6 +20,9 @@
 #include "codec.h"
 #include "segment.h"
 
+/* Which protocol a connection speaks (the listener it came from). */
+enum { CONN_SLUICE = 0, CONN_KAFKA = 1 };
+
 /* Size of a worker's shared read buffer (worker_t.scratch). */
 #define SCRATCH (256u << 10)
 
@@ -47,6 +50,7 @@ struct conn {
     conn_t *next, *prev; /* worker's list */
     conn_t *next_paused;
     uint64_t id;
+    int proto; /* CONN_SLUICE or CONN_KAFKA */
     char peer[64];
     int refs;
     int closed;
@@ -57,9 +61,9 @@ struct conn {
     uint8_t *in;
     size_t in_len, in_cap;
     int64_t in_budget; /* bytes of in_cap counted in the global budget */
-    /* decode arena */
-    sl_arena_t arena;
-    uint8_t arena_block[2048];
+    /* decode arena: the worker's, reset per request (handlers copy what
+     * they keep), so an idle connection holds none */
+    sl_arena_t *arena;
     /* responses */
     slot_t *shead, *stail;
     uint32_t nslots;
@@ -74,8 +78,9 @@ struct conn {
     int push_blocked; /* a subscription stopped at the output cap */
 };
 
-/* Accepted socket fd (non-blocking) → a registered connection. */
-conn_t *conn_new(worker_t *w, int fd, const char *peer);
+/* Accepted socket fd (non-blocking) → a registered connection speaking
+ * proto (CONN_SLUICE or CONN_KAFKA). */
+conn_t *conn_new(worker_t *w, int fd, const char *peer, int proto);
 
 /* Closes the socket now (responses not yet written are dropped). Idempotent.
  * `why` is logged at info level (NULL: a normal close). */
@@ -97,6 +102,15 @@ slot_t *conn_slot(conn_t *c);
  * On a closed connection just releases what it was given. */
 void conn_respond(conn_t *c, slot_t *s, int api, uint64_t corr, int code, const char *msg,
                   const ProtobufCMessage *body, seg_range_t *range);
+
+/* Fills slot s with a response already encoded (the Kafka listener):
+ * mem[0..len) (malloc'd; ownership passes to the connection) with file
+ * ranges spliced in — ranges[i] is sent right after byte cuts[i] of mem
+ * (cuts ascending, each ≤ len). The pins of ranges[0..n) pass to the
+ * connection too. Then writes what is ready. On a closed connection, or on
+ * ENOMEM (which closes it), just releases what it was given. */
+void conn_respond_raw(conn_t *c, slot_t *s, uint8_t *mem, size_t len, const size_t *cuts,
+                      seg_range_t *ranges, size_t n);
 
 /* Answers with an error and closes the connection once it is written. */
 void conn_fail(conn_t *c, slot_t *s, int api, uint64_t corr, int code, const char *msg);

@@ -18,7 +18,7 @@ uint64_t now_us(void)
 
 /* The broker's own topics are not for clients to write, create or delete:
  * a produce there would corrupt committed offsets, a delete lose them all. */
-static int client_may_write(const char *topic, sl_err_t *err)
+int dispatch_may_write(const char *topic, sl_err_t *err)
 {
     if (strcmp(topic, OFFSETS_TOPIC) == 0)
         return sl_err_set(err, SL_ERR_INVALID_TOPIC, "%s is an internal topic of the broker",
@@ -44,7 +44,7 @@ int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create
     store_t *s = c->w->b->store;
     int rc = store_validate_topic_name(topic, err);
     if (rc != SL_OK) return rc;
-    if (auto_create && (rc = client_may_write(topic, err)) != SL_OK) return rc;
+    if (auto_create && (rc = dispatch_may_write(topic, err)) != SL_OK) return rc;
     rc = store_partition(s, topic, id, out, err);
     if (rc == SL_ERR_UNKNOWN_TOPIC_OR_PARTITION && auto_create &&
         c->w->b->conf.auto_create_topics &&
@@ -98,8 +98,8 @@ static void h_metadata(conn_t *c, const sl_request_t *req)
     r.host = b->host;
     r.port = (uint32_t)b->port;
     r.n_topics = n;
-    r.topics = sl_arena_alloc(&c->arena, n * sizeof *r.topics + 1);
-    Sluice__TopicMetadata *tm = sl_arena_alloc(&c->arena, n * sizeof *tm + 1);
+    r.topics = sl_arena_alloc(c->arena, n * sizeof *r.topics + 1);
+    Sluice__TopicMetadata *tm = sl_arena_alloc(c->arena, n * sizeof *tm + 1);
     if (!r.topics || !tm) {
         store_names_free(names, all ? n : 0);
         dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, "metadata response too large", NULL);
@@ -125,7 +125,7 @@ static void h_metadata(conn_t *c, const sl_request_t *req)
         }
         if (rc != SL_OK) {
             tm[i].error_code = (Sluice__ErrorCode)sl_code_to_wire(rc);
-            char *msg = sl_arena_alloc(&c->arena, strlen(e2.msg) + 1);
+            char *msg = sl_arena_alloc(c->arena, strlen(e2.msg) + 1);
             if (msg) {
                 strcpy(msg, e2.msg);
                 tm[i].error_message = msg;
@@ -133,8 +133,8 @@ static void h_metadata(conn_t *c, const sl_request_t *req)
             continue;
         }
         tm[i].n_partitions = (size_t)np;
-        tm[i].partitions = sl_arena_alloc(&c->arena, (size_t)np * sizeof *tm[i].partitions);
-        Sluice__PartitionMetadata *pm = sl_arena_alloc(&c->arena, (size_t)np * sizeof *pm);
+        tm[i].partitions = sl_arena_alloc(c->arena, (size_t)np * sizeof *tm[i].partitions);
+        Sluice__PartitionMetadata *pm = sl_arena_alloc(c->arena, (size_t)np * sizeof *pm);
         if (!tm[i].partitions || !pm) {
             tm[i].n_partitions = 0;
             tm[i].error_code = SLUICE__ERROR_CODE__INVALID_REQUEST;
@@ -161,8 +161,8 @@ static void h_create_topic(conn_t *c, const sl_request_t *req)
 {
     DISPATCH_DECODE(Sluice__CreateTopicRequest, m, sluice__create_topic_request__descriptor);
     int32_t np = m->partitions ? m->partitions : (int32_t)c->w->b->conf.num_partitions;
-    const char **keys = sl_arena_alloc(&c->arena, (m->n_configs + 1) * sizeof *keys);
-    const char **vals = sl_arena_alloc(&c->arena, (m->n_configs + 1) * sizeof *vals);
+    const char **keys = sl_arena_alloc(c->arena, (m->n_configs + 1) * sizeof *keys);
+    const char **vals = sl_arena_alloc(c->arena, (m->n_configs + 1) * sizeof *vals);
     if (!keys || !vals) {
         dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, "too many configs", NULL);
         return;
@@ -171,7 +171,7 @@ static void h_create_topic(conn_t *c, const sl_request_t *req)
         keys[i] = m->configs[i]->key ? m->configs[i]->key : "";
         vals[i] = m->configs[i]->value ? m->configs[i]->value : "";
     }
-    int rc = client_may_write(m->name, &err);
+    int rc = dispatch_may_write(m->name, &err);
     if (rc == SL_OK)
         rc = store_topic_create(c->w->b->store, m->name, np, keys, vals, m->n_configs, &err);
     if (rc != SL_OK) {
@@ -189,7 +189,7 @@ static void h_delete_topic(conn_t *c, const sl_request_t *req)
 {
     DISPATCH_DECODE(Sluice__DeleteTopicRequest, m, sluice__delete_topic_request__descriptor);
     int rc = store_validate_topic_name(m->name, &err);
-    if (rc == SL_OK) rc = client_may_write(m->name, &err);
+    if (rc == SL_OK) rc = dispatch_may_write(m->name, &err);
     if (rc == SL_OK) rc = store_topic_delete(c->w->b->store, m->name, &err);
     if (rc != SL_OK) {
         dispatch_reply(c, req, rc, err.msg, NULL);
@@ -231,10 +231,10 @@ static void h_list_offsets(conn_t *c, const sl_request_t *req)
 void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total)
 {
     uint64_t t0 = now_us();
-    sl_arena_reset(&c->arena);
+    sl_arena_reset(c->arena);
     sl_request_t req;
     sl_err_t err;
-    if (sl_request_decode(frame, total, &c->arena, &req, &err) != SL_OK) {
+    if (sl_request_decode(frame, total, c->arena, &req, &err) != SL_OK) {
         slot_t *s = conn_slot(c);
         if (!s)
             conn_close(c, "out of memory");

@@ -34,11 +34,15 @@ void dispatch_reply(conn_t *c, const sl_request_t *req, int code, const char *ms
  * answers INVALID_REQUEST and returns. Declares `err`. */
 #define DISPATCH_DECODE(type, name, desc)                                                          \
     sl_err_t err;                                                                                  \
-    type *name = (type *)sl_body_decode(&desc, req->body, req->body_len, &c->arena, &err);         \
+    type *name = (type *)sl_body_decode(&desc, req->body, req->body_len, c->arena, &err);          \
     if (!name) {                                                                                   \
         dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, err.msg, NULL);                             \
         return;                                                                                    \
     }
+
+/* SL_OK, or INVALID_TOPIC for the broker's own topics (__consumer_offsets),
+ * which clients may read but not write, create or delete. */
+int dispatch_may_write(const char *topic, sl_err_t *err);
 
 /* Looks a partition up for a request; with auto_create, creates a missing
  * topic (num.partitions) first. Returns SL_OK with a reference in *out. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "kdispatch.h"
 #include "log.h"
 #include "subscribe.h"
 
@@ -68,7 +69,8 @@ static void remove_wait(fetch_wait_t *fw)
         w->waits = fw->next;
     if (fw->next) fw->next->prev = fw->prev;
     /* The bit stays while another wait or a subscription watches p. */
-    if (!fetch_waits_watching(w, fw->p) && !subscribe_watching(w, fw->p))
+    if (!fetch_waits_watching(w, fw->p) && !subscribe_watching(w, fw->p) &&
+        !kfetch_waits_watching(w, fw->p))
         atomic_fetch_and(partition_user_word(fw->p), ~worker_bit(w));
     partition_unref(fw->p);
     conn_unref(fw->c);
@@ -117,6 +119,7 @@ static void appended_task(void *arg)
 {
     appended_t *a = arg;
     fetch_waits_check(a->w, a->p);
+    kfetch_waits_check(a->w, a->p);
     subscribe_check(a->w, a->p);
     partition_unref(a->p);
     free(a);
@@ -152,7 +155,7 @@ void h_fetch(conn_t *c, const sl_request_t *req, uint64_t t0_us)
         return;
     }
     Sluice__FetchRequest *m = (Sluice__FetchRequest *)sl_body_decode(
-        &sluice__fetch_request__descriptor, req->body, req->body_len, &c->arena, &err);
+        &sluice__fetch_request__descriptor, req->body, req->body_len, c->arena, &err);
     partition_t *p = NULL;
     int rc = m ? dispatch_partition(c, m->topic, m->partition, 0, &p, &err) : err.code;
     if (rc != SL_OK) {

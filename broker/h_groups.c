@@ -402,8 +402,8 @@ static void h_offset_fetch(conn_t *c, const sl_request_t *req)
         total = nitems;
     }
     Sluice__OffsetFetchResponse r = SLUICE__OFFSET_FETCH_RESPONSE__INIT;
-    Sluice__PartitionOffset *po = sl_arena_alloc(&c->arena, (total + 1) * sizeof *po);
-    r.offsets = sl_arena_alloc(&c->arena, (total + 1) * sizeof *r.offsets);
+    Sluice__PartitionOffset *po = sl_arena_alloc(c->arena, (total + 1) * sizeof *po);
+    r.offsets = sl_arena_alloc(c->arena, (total + 1) * sizeof *r.offsets);
     char **mds = calloc(total + 1, sizeof *mds);
     if (!po || !r.offsets || !mds) {
         offsets_items_free(items, nitems);
@@ -464,8 +464,8 @@ static void h_list_groups(conn_t *c, const sl_request_t *req)
     /* Both lists are sorted: merge, so a group with only committed offsets
      * shows up as Empty (as in Kafka). */
     Sluice__ListGroupsResponse r = SLUICE__LIST_GROUPS_RESPONSE__INIT;
-    Sluice__GroupSummary *s = sl_arena_alloc(&c->arena, (ng + no + 1) * sizeof *s);
-    r.groups = sl_arena_alloc(&c->arena, (ng + no + 1) * sizeof *r.groups);
+    Sluice__GroupSummary *s = sl_arena_alloc(c->arena, (ng + no + 1) * sizeof *s);
+    r.groups = sl_arena_alloc(c->arena, (ng + no + 1) * sizeof *r.groups);
     if (!s || !r.groups) {
         free(gs);
         store_names_free(on, no);
@@ -523,10 +523,10 @@ static void h_describe(conn_t *c, const sl_request_t *req)
     r.generation_id = rc == SL_OK ? d.generation : 0;
     r.assignor = d.protocol;
     grp_assign_t *as = calloc(d.nmembers + 1, sizeof *as);
-    Sluice__GroupMember *gm = sl_arena_alloc(&c->arena, (d.nmembers + 1) * sizeof *gm);
-    r.members = sl_arena_alloc(&c->arena, (d.nmembers + 1) * sizeof *r.members);
-    Sluice__PartitionOffset *po = sl_arena_alloc(&c->arena, (nitems + 1) * sizeof *po);
-    r.offsets = sl_arena_alloc(&c->arena, (nitems + 1) * sizeof *r.offsets);
+    Sluice__GroupMember *gm = sl_arena_alloc(c->arena, (d.nmembers + 1) * sizeof *gm);
+    r.members = sl_arena_alloc(c->arena, (d.nmembers + 1) * sizeof *r.members);
+    Sluice__PartitionOffset *po = sl_arena_alloc(c->arena, (nitems + 1) * sizeof *po);
+    r.offsets = sl_arena_alloc(c->arena, (nitems + 1) * sizeof *r.offsets);
     int ok = as && gm && r.members && po && r.offsets;
     for (size_t i = 0; ok && i < d.nmembers; i++) {
         sluice__group_member__init(&gm[i]);
@@ -536,9 +536,9 @@ static void h_describe(conn_t *c, const sl_request_t *req)
         if (grp_assignment_decode(d.members[i].assignment, d.members[i].assignment_len, &as[i]) ==
             SL_OK) {
             Sluice__TopicPartitions *tp =
-                sl_arena_alloc(&c->arena, (as[i].ntopics + 1) * sizeof *tp);
+                sl_arena_alloc(c->arena, (as[i].ntopics + 1) * sizeof *tp);
             gm[i].assignment =
-                sl_arena_alloc(&c->arena, (as[i].ntopics + 1) * sizeof *gm[i].assignment);
+                sl_arena_alloc(c->arena, (as[i].ntopics + 1) * sizeof *gm[i].assignment);
             if (!tp || !gm[i].assignment) {
                 ok = 0;
                 break;

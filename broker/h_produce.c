@@ -84,7 +84,7 @@ void h_produce(conn_t *c, const sl_request_t *req, uint64_t t0_us)
     sl_err_t err;
     uint64_t corr = req->hdr->correlation_id;
     Sluice__ProduceRequest *m = (Sluice__ProduceRequest *)sl_body_decode(
-        &sluice__produce_request__descriptor, req->body, req->body_len, &c->arena, &err);
+        &sluice__produce_request__descriptor, req->body, req->body_len, c->arena, &err);
     int acks = m ? m->acks : 1;
     slot_t *slot = NULL;
     if (acks != 0 && !(slot = conn_slot(c))) {

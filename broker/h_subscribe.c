@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "kdispatch.h"
 #include "log.h"
 #include "subscribe.h"
 
@@ -39,7 +40,8 @@ static void free_sub(sub_t *s)
     else
         w->subs = s->wnext;
     if (s->wnext) s->wnext->wprev = s->wprev;
-    if (!subscribe_watching(w, s->p) && !fetch_waits_watching(w, s->p))
+    if (!subscribe_watching(w, s->p) && !fetch_waits_watching(w, s->p) &&
+        !kfetch_waits_watching(w, s->p))
         atomic_fetch_and(partition_user_word(s->p), ~subscribe_watch_bit(w));
     partition_unref(s->p);
     free(s);
@@ -165,7 +167,7 @@ static void on_subscribe(conn_t *c, const sl_request_t *req, slot_t *slot)
     sl_err_t err;
     uint64_t corr = req->hdr->correlation_id;
     Sluice__SubscribeRequest *m = (Sluice__SubscribeRequest *)sl_body_decode(
-        &sluice__subscribe_request__descriptor, req->body, req->body_len, &c->arena, &err);
+        &sluice__subscribe_request__descriptor, req->body, req->body_len, c->arena, &err);
     partition_t *p = NULL;
     int rc = m ? SL_OK : err.code;
     if (rc == SL_OK && c->nsubs >= SUBSCRIBE_MAX_PER_CONN)
@@ -220,7 +222,7 @@ static void on_credit(conn_t *c, const sl_request_t *req)
 {
     sl_err_t err;
     Sluice__CreditRequest *m = (Sluice__CreditRequest *)sl_body_decode(
-        &sluice__credit_request__descriptor, req->body, req->body_len, &c->arena, &err);
+        &sluice__credit_request__descriptor, req->body, req->body_len, c->arena, &err);
     if (!m) {
         /* Never answered, so an error cannot be reported: the client's
          * stream is broken, like a bad frame length. */
@@ -240,7 +242,7 @@ static void on_unsubscribe(conn_t *c, const sl_request_t *req, slot_t *slot)
     sl_err_t err;
     uint64_t corr = req->hdr->correlation_id;
     Sluice__UnsubscribeRequest *m = (Sluice__UnsubscribeRequest *)sl_body_decode(
-        &sluice__unsubscribe_request__descriptor, req->body, req->body_len, &c->arena, &err);
+        &sluice__unsubscribe_request__descriptor, req->body, req->body_len, c->arena, &err);
     int rc = m ? SL_OK : err.code;
     sub_t *s = m ? find(c, m->subscription) : NULL;
     if (rc == SL_OK && !s)

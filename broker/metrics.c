@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "kafka.h"
 #include "log.h"
 
 /* Error codes tracked per api; anything else counts as "other". */
@@ -148,6 +149,22 @@ char *metrics_render(broker_t *b, size_t *len)
             out(&o, "sluice_requests_total{type=\"%s\",error=\"%s\"} %llu\n", api_names[a],
                 k == MET_CODES - 1 ? "OTHER" : sl_code_name(codes[k]), (unsigned long long)n);
         }
+    out(&o, "# HELP sluice_kafka_requests_total Requests on the Kafka listener by API.\n"
+            "# TYPE sluice_kafka_requests_total counter\n"
+            "# HELP sluice_kafka_request_errors_total Of those, answered with an error code.\n"
+            "# TYPE sluice_kafka_request_errors_total counter\n");
+    for (int a = 0; a <= MET_KAFKA_APIS; a++) {
+        uint64_t n = 0, e = 0;
+        for (int w = 0; w < b->nworkers; w++) {
+            n += ld(&b->workers[w].m.kafka_requests[a]);
+            if (a < MET_KAFKA_APIS) e += ld(&b->workers[w].m.kafka_errors[a]);
+        }
+        if (n == 0) continue;
+        const char *name = a < MET_KAFKA_APIS ? kf_api_name(a) : "Unknown";
+        out(&o, "sluice_kafka_requests_total{api=\"%s\"} %llu\n", name, (unsigned long long)n);
+        out(&o, "sluice_kafka_request_errors_total{api=\"%s\"} %llu\n", name,
+            (unsigned long long)e);
+    }
     out(&o, "# TYPE sluice_bytes_in_total counter\nsluice_bytes_in_total %llu\n",
         (unsigned long long)SUM(bytes_in));
     out(&o, "# TYPE sluice_bytes_out_total counter\nsluice_bytes_out_total %llu\n",

@@ -14,7 +14,9 @@
 
 #define MET_APIS    20 /* ApiKey values 0..19 */
 #define MET_CODES   20 /* distinct error codes tracked per api, see metrics.c */
-#define MET_BUCKETS 26 /* 1 µs .. 2^25 µs (33 s) */
+#define MET_BUCKETS 26
+#define MET_KAFKA_APIS                                                                             \
+    23 /* Kafka API keys 0..22; slot 23 counts unknown keys */ /* 1 µs .. 2^25 µs (33 s) */
 
 typedef struct met_hist {
     _Atomic uint64_t bucket[MET_BUCKETS]; /* count of observations ≤ 2^i µs */
@@ -28,6 +30,8 @@ typedef struct metrics_worker {
     _Atomic uint64_t errors[MET_APIS][MET_CODES];
     _Atomic uint64_t bytes_in, bytes_out;
     _Atomic uint64_t protocol_errors; /* connections closed for an untrusted stream */
+    _Atomic uint64_t kafka_requests[MET_KAFKA_APIS + 1]; /* by Kafka API key */
+    _Atomic uint64_t kafka_errors[MET_KAFKA_APIS];       /* of those, answered with an error */
     met_hist_t produce_us, fetch_us;
 } metrics_worker_t;
 

@@ -58,6 +58,7 @@ static run_t run_args(int timeout_ms, const char *const *args)
     argv[n++] = dirs;
     argv[n++] = (char *)"--listeners=127.0.0.1:0";
     argv[n++] = (char *)"--metrics.listener=127.0.0.1:0";
+    argv[n++] = (char *)"--kafka.listeners=127.0.0.1:0";
     for (int i = 0; args[i] && n < 62; i++) argv[n++] = (char *)args[i];
     argv[n] = NULL;
     run_t r = {-1, NULL};
@@ -285,7 +286,8 @@ static void test_help_and_dump(void)
                       d->name);
             int overridden = strcmp(d->name, "log.dirs") == 0 ||
                              strcmp(d->name, "listeners") == 0 ||
-                             strcmp(d->name, "metrics.listener") == 0;
+                             strcmp(d->name, "metrics.listener") == 0 ||
+                             strcmp(d->name, "kafka.listeners") == 0;
             if (!overridden)
                 CHECK_MSG(strcmp(eq + 1, d->def) == 0, "--dump-config: %s, default %s", line,
                           d->def);
@@ -421,6 +423,7 @@ static void test_config_file_broker(void)
              "log.dirs = %s\n"
              "listeners=127.0.0.1:9\n" /* overridden by the flag */
              "metrics.listener=\n"
+             "kafka.listeners=\n" /* disabled: no second listener */
              "num.reactors=2\n"
              "reactor.mode=level\n"
              "num.partitions=3\n"

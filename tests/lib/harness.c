@@ -88,15 +88,18 @@ int harness_start(harness_t *h, const char *const *extra)
 {
     const char *argv[64];
     int n = 0;
-    char a1[400], a2[64], a3[64];
+    char a1[400], a2[64], a3[64], a4[64];
     snprintf(a1, sizeof a1, "--log.dirs=%s", h->data);
     /* Restarts keep their ports, so clients can reconnect to the same one. */
     snprintf(a2, sizeof a2, "--listeners=127.0.0.1:%d", h->starts ? h->port : 0);
     snprintf(a3, sizeof a3, "--metrics.listener=127.0.0.1:%d", h->starts ? h->metrics_port : 0);
+    snprintf(a4, sizeof a4, "--kafka.listeners=127.0.0.1:%d",
+             h->starts && h->kafka_port > 0 ? h->kafka_port : 0);
     argv[n++] = SLUICED_PATH;
     argv[n++] = a1;
     argv[n++] = a2;
     argv[n++] = a3;
+    argv[n++] = a4;
     for (int i = 0; extra && extra[i] && n < 62; i++) argv[n++] = extra[i];
     argv[n] = NULL;
     pid_t pid = fork();
@@ -117,10 +120,14 @@ int harness_start(harness_t *h, const char *const *extra)
         char *log = slurp(h->log);
         int port = log ? find_port(log, "listening on 127.0.0.1", h->starts) : -1;
         int mport = log ? find_port(log, "metrics on http://127.0.0.1", h->starts) : -1;
+        /* The Kafka listener's line comes before "listening on"; it is
+         * absent when a test disabled the listener. */
+        int kport = log ? find_port(log, "kafka protocol on 127.0.0.1", h->starts) : -1;
         free(log);
         if (port > 0 && mport > 0) {
             h->port = port;
             h->metrics_port = mport;
+            h->kafka_port = kport;
             return 0;
         }
         int st;

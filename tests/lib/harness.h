@@ -17,14 +17,17 @@ typedef struct harness {
     char log[300];
     int port; /* Sluice's protocol */
     int metrics_port;
-    int starts; /* how many times started (log lines of earlier runs are skipped) */
+    int kafka_port; /* the Kafka listener; -1 when disabled (--kafka.listeners=) */
+    int starts;     /* how many times started (log lines of earlier runs are skipped) */
 } harness_t;
 
 /* Creates the temp dir (name is for the dir's name). */
 void harness_init(harness_t *h, const char *name);
 
-/* Starts sluiced with the harness's flags plus extra "--key=value" args
- * (NULL-terminated list, may be NULL). Returns 0 once it listens, -1 if it
+/* Starts sluiced with the harness's flags (data dir, and every listener on
+ * an ephemeral 127.0.0.1 port: Sluice's, the metrics page and the Kafka
+ * listener) plus extra "--key=value" args (NULL-terminated list, may be
+ * NULL; they come last, so they override). Returns 0 once it listens, -1 if it
  * exited or did not listen within 10 s (the log is printed to stderr). */
 int harness_start(harness_t *h, const char *const *extra);
 
