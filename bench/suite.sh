@@ -2,16 +2,17 @@
 # bench/suite.sh — run the benchmark suite against Sluice, Kafka and RabbitMQ
 # and regenerate docs/BENCHMARKS.md (plus docs/bench/*.png) from the results.
 #
-# usage: bench/suite.sh [--quick] [--build DIR] [--systems "sluice kafka rabbitmq"]
+# usage: bench/suite.sh [--quick] [--build DIR] [--systems "sluice sluice-kafka kafka rabbitmq"]
 #        bench/suite.sh --report-only [RESULTS.json]
 #
 #   --quick        each run 3 s after a 1 s warm-up, every workload (about
-#                  2 minutes); default: 30 s after 5 s warm-up (about 12
+#                  2 minutes); default: 20 s after 4 s warm-up (about 12
 #                  minutes)
 #   --build DIR    CMake build directory (default: build/); it is configured
 #                  (Release) if needed and sluice-bench + sluiced are built
 #   --systems LIST which systems to run, a space-separated subset of
-#                  "sluice kafka rabbitmq"
+#                  "sluice sluice-kafka kafka rabbitmq" (sluice-kafka:
+#                  sluiced through its Kafka listener, driven by librdkafka)
 #   --report-only  skip the runs; regenerate the report from RESULTS.json
 #                  (default: the newest file in bench/results/)
 #
@@ -25,7 +26,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUICK=0
 BUILD="$ROOT/build"
-SYSTEMS="sluice kafka rabbitmq"
+SYSTEMS="sluice sluice-kafka kafka rabbitmq"
 REPORT_ONLY=0
 REPORT_FILE=""
 
@@ -33,7 +34,7 @@ log() { printf 'suite: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() {
-    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -54,7 +55,7 @@ while [ $# -gt 0 ]; do
 done
 
 for s in $SYSTEMS; do
-    case "$s" in sluice|kafka|rabbitmq) ;; *) die "unknown system '$s' (sluice, kafka, rabbitmq)" ;; esac
+    case "$s" in sluice|sluice-kafka|kafka|rabbitmq) ;; *) die "unknown system '$s' (sluice, sluice-kafka, kafka, rabbitmq)" ;; esac
 done
 [ -n "${SYSTEMS// /}" ] || die "--systems is empty"
 
@@ -179,7 +180,10 @@ EOF
           "`bench/workload.h` for what every flag means. Kafka is driven with",
           "librdkafka, RabbitMQ over AMQP 0-9-1 (partitions become queues,",
           "acks become publisher confirms). For `--system sluice` the bench starts",
-          "a private `sluiced` in a temporary directory for each run.",
+          "a private `sluiced` in a temporary directory for each run; so does",
+          "`--system sluice-kafka`, which drives that `sluiced` through its Kafka",
+          "listener with librdkafka and exactly the settings of the `kafka` row",
+          "(docs/kafka-compat.md).",
           "",
           "## Workloads",
           "",
@@ -243,7 +247,10 @@ EOF
               ( if $by.sluice then
                   ( ["kafka", "Kafka"], ["kafka-nofsync", "Kafka without fsync"], ["rabbitmq", "RabbitMQ"] ) as [$k, $name] |
                   select($by[$k]) |
-                  "- Sluice/\($name): consume msgs/s \(ratio($by.sluice.consume_msgs_s; $by[$k].consume_msgs_s)), e2e p50 \(ratio($by.sluice.e2e_p50_us; $by[$k].e2e_p50_us)), e2e p99 \(ratio($by.sluice.e2e_p99_us; $by[$k].e2e_p99_us)), broker CPU s \(ratio($by.sluice.broker_cpu_s; $by[$k].broker_cpu_s))"
+                  "- Sluice/\($name): consume msgs/s \(ratio($by.sluice.consume_msgs_s; $by[$k].consume_msgs_s)), e2e p50 \(ratio($by.sluice.e2e_p50_us; $by[$k].e2e_p50_us)), e2e p99 \(ratio($by.sluice.e2e_p99_us; $by[$k].e2e_p99_us)), broker CPU s \(ratio($by.sluice.broker_cpu_s; $by[$k].broker_cpu_s)), broker RSS \(ratio($by.sluice.broker_rss_mb; $by[$k].broker_rss_mb))"
+                else empty end ),
+              ( if $by["sluice-kafka"] and $by.kafka then
+                  "- Sluice through its Kafka listener / Kafka, both driven by librdkafka with the same settings: consume msgs/s \(ratio($by["sluice-kafka"].consume_msgs_s; $by.kafka.consume_msgs_s)), e2e p99 \(ratio($by["sluice-kafka"].e2e_p99_us; $by.kafka.e2e_p99_us)), broker CPU s \(ratio($by["sluice-kafka"].broker_cpu_s; $by.kafka.broker_cpu_s)), broker RSS \(ratio($by["sluice-kafka"].broker_rss_mb; $by.kafka.broker_rss_mb))"
                 else empty end ),
               ""
             ' "$res"
@@ -289,10 +296,10 @@ fi
 
 # ---------------------------------------------------------------- build ---
 case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-    log "configuring $BUILD (Release)"
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2
-fi
+# Always (re)configured as a plain Release build: a sanitizer or debug
+# build left in the same directory would measure the instrumentation.
+log "configuring $BUILD (Release, no sanitizers)"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSLUICE_SANITIZE=OFF >/dev/null
 log "building sluice-bench and sluiced in $BUILD"
 cmake --build "$BUILD" -j"$(nproc)" --target sluice-bench sluiced >&2
 BENCH="$BUILD/bench/sluice-bench"
@@ -365,9 +372,9 @@ fi
 if [ $QUICK -eq 1 ]; then
     MODE=quick DUR=3 WARM=1
 else
-    MODE=full DUR=30 WARM=5
+    MODE=full DUR=20 WARM=4
 fi
-FULL_DUR=30
+FULL_DUR=20
 
 # id|title|sluice-bench args|in quick run (1/0)|note|extra args for the kafka
 # run|label of an extra kafka run without those extra args (empty: none)
