@@ -246,6 +246,10 @@ int broker_conf_from_args(broker_conf_t *c, int argc, char **argv, int *action, 
             *action = 3;
             continue;
         }
+        if (strcmp(a, "--verify") == 0) {
+            *action = 4;
+            continue;
+        }
         if (strncmp(a, "--", 2) != 0 || !strchr(a, '='))
             return sl_err_set(err, SL_ERR_INVALID_CONFIG,
                               "unexpected argument \"%s\" (use --key=value; see --help)", a);

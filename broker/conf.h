@@ -69,7 +69,7 @@ int broker_conf_load_file(broker_conf_t *c, const char *path, sl_err_t *err);
 
 /* Applies argv: --config FILE (first, wherever it stands), then --key=value
  * flags in order. --help, --dump-config and --version are reported through
- * *action (0 none, 1 help, 2 dump, 3 version). */
+ * *action (0 none, 1 help, 2 dump, 3 version, 4 verify). */
 int broker_conf_from_args(broker_conf_t *c, int argc, char **argv, int *action, sl_err_t *err);
 
 /* Cross-key checks after loading. */
