@@ -72,6 +72,7 @@ static struct {
     pid_state_t *oldest, *newest;
     size_t count;
     _Atomic int64_t next_pid;
+    _Atomic int64_t first_pid; /* the first id of this run, 0 before any */
 } pids = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static int64_t wall_ms(void)
@@ -86,9 +87,17 @@ int64_t kafka_next_producer_id(broker_t *b)
     (void)b;
     /* Ids start at the start-up time in ms times 65536, so an id handed
      * out by an earlier run of the broker is never handed out again. */
-    int64_t zero = 0;
-    atomic_compare_exchange_strong(&pids.next_pid, &zero, wall_ms() << 16);
+    int64_t zero = 0, base = wall_ms() << 16;
+    if (atomic_compare_exchange_strong(&pids.next_pid, &zero, base))
+        atomic_store(&pids.first_pid, base);
     return atomic_fetch_add(&pids.next_pid, 1);
+}
+
+/* Was pid handed out by this run of the broker (kafka_next_producer_id)? */
+static int pid_from_this_run(int64_t pid)
+{
+    int64_t first = atomic_load(&pids.first_pid);
+    return first > 0 && pid >= first;
 }
 
 static size_t pid_hash(const char *topic, int32_t part, int64_t pid)
@@ -405,7 +414,11 @@ static int produce_one(conn_t *c, const char *topic, const kf_produce_part_t *pd
         int64_t dup = -1;
         pthread_mutex_lock(&pids.mu);
         pid_state_t *st = pid_find(topic, pd->index, h.producer_id, 0);
-        if (!st && h.base_sequence != 0) st = pid_rebuild(p, topic, pd->index, h.producer_id);
+        /* No state: a producer this run handed its id to and that starts
+         * at 0 is new; any other may have batches in the log already (a
+         * retry of its first batch after a restart, too). */
+        if (!st && (h.base_sequence != 0 || !pid_from_this_run(h.producer_id)))
+            st = pid_rebuild(p, topic, pd->index, h.producer_id);
         rc = pid_check(st, &h, last_seq, &dup, e);
         if (rc == SL_OK) rc = partition_append(p, rec, len, wall_ms(), &info, e);
         if (rc == SL_OK && (st || (st = pid_find(topic, pd->index, h.producer_id, 1))))

@@ -57,13 +57,12 @@ int16_t kafka_code(int code)
 
 void kafka_count(conn_t *c, int api, int code)
 {
+    /* Keys that are not served share one "Unknown" slot, whatever the key:
+     * one series, not one per key. */
     metrics_worker_t *m = &c->w->m;
-    if (api >= 0 && api < MET_KAFKA_APIS) {
-        met_add(&m->kafka_requests[api], 1);
-        if (code != SL_OK) met_add(&m->kafka_errors[api], 1);
-    } else {
-        met_add(&m->kafka_requests[MET_KAFKA_APIS], 1); /* unknown key */
-    }
+    int slot = api >= 0 && api < MET_KAFKA_APIS && kf_api_max(api) >= 0 ? api : MET_KAFKA_APIS;
+    met_add(&m->kafka_requests[slot], 1);
+    if (code != SL_OK) met_add(&m->kafka_errors[slot], 1);
 }
 
 void kafka_send(conn_t *c, slot_t *s, kf_writer_t *w, int api, int code)

@@ -157,7 +157,7 @@ char *metrics_render(broker_t *b, size_t *len)
         uint64_t n = 0, e = 0;
         for (int w = 0; w < b->nworkers; w++) {
             n += ld(&b->workers[w].m.kafka_requests[a]);
-            if (a < MET_KAFKA_APIS) e += ld(&b->workers[w].m.kafka_errors[a]);
+            e += ld(&b->workers[w].m.kafka_errors[a]);
         }
         if (n == 0) continue;
         const char *name = a < MET_KAFKA_APIS ? kf_api_name(a) : "Unknown";

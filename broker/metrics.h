@@ -31,7 +31,7 @@ typedef struct metrics_worker {
     _Atomic uint64_t bytes_in, bytes_out;
     _Atomic uint64_t protocol_errors; /* connections closed for an untrusted stream */
     _Atomic uint64_t kafka_requests[MET_KAFKA_APIS + 1]; /* by Kafka API key */
-    _Atomic uint64_t kafka_errors[MET_KAFKA_APIS];       /* of those, answered with an error */
+    _Atomic uint64_t kafka_errors[MET_KAFKA_APIS + 1];   /* of those, answered with an error */
     met_hist_t produce_us, fetch_us;
 } metrics_worker_t;
 
