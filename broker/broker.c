@@ -185,7 +185,8 @@ static void budget_tick(void *arg)
 
 static uint64_t idle_period(const broker_t *b)
 {
-    int64_t idle = b->conf.connections_max_idle_ms;
+    int64_t idle = b->conf.connections_max_idle_ms, rt = b->conf.request_read_timeout_ms;
+    if (rt > 0 && (idle <= 0 || rt < idle)) idle = rt;
     uint64_t p = idle > 0 ? (uint64_t)idle / 4 : 1000;
     return p < 10 ? 10 : p > 1000 ? 1000 : p;
 }

@@ -40,6 +40,9 @@ static const conf_def_t table[] = {
      "Connections accepted at once; more are closed on accept."},
     {"connections.max.idle.ms", INT(connections_max_idle_ms, 0, INT64_MAX), "600000", NULL,
      "Close a connection idle this long; 0 never."},
+    {"request.read.timeout.ms", INT(request_read_timeout_ms, 0, INT64_MAX), "30000", NULL,
+     "Close a connection whose request has begun arriving but is not complete this long after "
+     "(a slowloris client); 0 never."},
     {"max.connection.output.bytes", INT(max_connection_output_bytes, 4096, 1LL << 40), "8388608",
      NULL,
      "Queued response bytes (memory and file ranges) at which a connection stops being read "

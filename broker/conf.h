@@ -28,6 +28,7 @@ typedef struct broker_conf {
     int64_t max_request_size;
     int64_t max_connections;
     int64_t connections_max_idle_ms;
+    int64_t request_read_timeout_ms;
     int64_t max_connection_output_bytes;
     int64_t queued_max_request_bytes;
     int64_t auto_create_topics;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -473,11 +474,17 @@ static int keep_rest(conn_t *c, const uint8_t *buf, size_t len)
         c->in_len = 0;
         return 0;
     }
+    /* The buffer grows with the bytes that actually arrived (doubling,
+     * capped at the frame's size), never to the size a frame merely
+     * claims: a client that sends "16 MiB follow" and then nothing must
+     * not take 16 MiB of the global budget (slowloris). */
     uint32_t total = 0;
     size_t want = len + 4096;
     if (frame_peek(c, buf, len, (uint32_t)c->w->b->conf.max_request_size, &total) == SL_OK &&
-        total > want)
-        want = total;
+        total > want) {
+        size_t grow = len < 4096 ? len + 4096 : 2 * len;
+        want = grow < total ? grow : total;
+    }
     if (c->in_cap < want) {
         uint8_t *n = malloc(want);
         if (!n) return -1;
@@ -575,6 +582,10 @@ static void read_in(conn_t *c)
         int stop;
         size_t used = process(c, buf, len, &stop);
         if (c->closed) return;
+        /* Bytes left after whole frames start a new frame when something
+         * was consumed or nothing was kept before: the read timeout
+         * counts from there. */
+        if ((used > 0 || buf != c->in) && len > used) c->partial_since_ms = reactor_now_ms(w->r);
         if (keep_rest(c, buf + used, len - used) < 0) {
             conn_close(c, "out of memory");
             return;
@@ -594,6 +605,33 @@ void conn_resume(conn_t *c)
     read_in(c);
 }
 
+/* A connection that is not being read (paused for the global budget, or
+ * over its output cap) still has to notice that its peer went away, or it
+ * would hold its buffers and budget until the idle timeout. On a reset:
+ * close. On a half-close: close if what is buffered plus what the socket
+ * still holds can never complete the request in progress, or if nothing
+ * is left to read or answer; otherwise the requests already sent are
+ * still served once reading resumes. */
+static void peer_gone_while_unread(conn_t *c, uint32_t ev)
+{
+    if (ev & REACTOR_ERR) {
+        conn_close(c, "connection reset while not being read");
+        return;
+    }
+    int avail = 0;
+    if (ioctl(c->h.fd, FIONREAD, &avail) < 0) avail = 0;
+    size_t have = c->in_len + (size_t)(avail > 0 ? avail : 0);
+    uint32_t total = 0;
+    int partial = c->in_len > 0 &&
+                  frame_peek(c, c->in, c->in_len, (uint32_t)c->w->b->conf.max_request_size,
+                             &total) == SL_OK &&
+                  total > have;
+    if (partial)
+        conn_close(c, "peer closed in the middle of a request");
+    else if (have == 0 && !c->shead && !c->ohead)
+        conn_close(c, NULL);
+}
+
 static void on_io(void *arg, uint32_t ev)
 {
     conn_t *c = arg;
@@ -601,10 +639,12 @@ static void on_io(void *arg, uint32_t ev)
     conn_ref(c);
     if (ev & REACTOR_OUT) write_out(c);
     if (!c->closed && (ev & REACTOR_IN)) {
-        if (c->paused || over_cap(c) || c->close_after_write)
+        if (c->paused || over_cap(c) || c->close_after_write) {
             c->want_read = 1;
-        else
+            if (ev & (REACTOR_HUP | REACTOR_ERR)) peer_gone_while_unread(c, ev);
+        } else {
             read_in(c);
+        }
     }
     conn_unref(c);
 }
@@ -617,7 +657,7 @@ void conn_close_all(worker_t *w)
 void conn_reap_idle(worker_t *w, uint64_t now_ms)
 {
     int64_t idle = w->b->conf.connections_max_idle_ms;
-    if (idle <= 0) return;
+    int64_t rt = w->b->conf.request_read_timeout_ms;
     conn_t *c = w->conns;
     while (c) {
         conn_t *next = c->next;
@@ -626,8 +666,14 @@ void conn_reap_idle(worker_t *w, uint64_t now_ms)
          * not idle, nor is a subscriber waiting for data; one whose client
          * stopped reading its output is. */
         int broker_owes = (c->shead || c->subs) && !c->ohead;
-        if (!broker_owes && now_ms - c->last_active_ms > (uint64_t)idle)
+        /* A request that started arriving must finish within
+         * request.read.timeout.ms, however slowly its bytes trickle in
+         * (slowloris) — unless the broker itself stopped reading it. */
+        int reading = c->in_len > 0 && !c->paused && !c->want_read;
+        if (idle > 0 && !broker_owes && now_ms - c->last_active_ms > (uint64_t)idle)
             conn_close(c, c->ohead ? "idle: the client stopped reading its responses" : "idle");
+        else if (rt > 0 && reading && now_ms - c->partial_since_ms > (uint64_t)rt)
+            conn_close(c, "a request was not complete within request.read.timeout.ms");
         c = next;
     }
 }

@@ -60,7 +60,8 @@ struct conn {
     /* input */
     uint8_t *in;
     size_t in_len, in_cap;
-    int64_t in_budget; /* bytes of in_cap counted in the global budget */
+    uint64_t partial_since_ms; /* when the incomplete frame in `in` began arriving */
+    int64_t in_budget;         /* bytes of in_cap counted in the global budget */
     /* decode arena: the worker's, reset per request (handlers copy what
      * they keep), so an idle connection holds none */
     sl_arena_t *arena;
@@ -118,7 +119,9 @@ void conn_fail(conn_t *c, slot_t *s, int api, uint64_t corr, int code, const cha
 /* Frees every connection of a worker (shutdown). */
 void conn_close_all(worker_t *w);
 
-/* Closes connections idle longer than connections.max.idle.ms. */
+/* Closes connections idle longer than connections.max.idle.ms, and those
+ * whose request in progress began arriving more than
+ * request.read.timeout.ms ago. */
 void conn_reap_idle(worker_t *w, uint64_t now_ms);
 
 #endif

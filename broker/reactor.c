@@ -312,6 +312,7 @@ int reactor_run(reactor_t *r)
             if (h->dead) continue;
             uint32_t e = evs[i].events, m = 0;
             if (e & (EPOLLIN | EPOLLRDHUP)) m |= REACTOR_IN;
+            if (e & EPOLLRDHUP) m |= REACTOR_HUP;
             if (e & EPOLLOUT) m |= REACTOR_OUT;
             if (e & (EPOLLERR | EPOLLHUP)) m |= REACTOR_ERR | REACTOR_IN | REACTOR_OUT;
             h->fn(h->arg, m);

@@ -26,6 +26,7 @@ typedef struct reactor reactor_t;
 #define REACTOR_IN  1u
 #define REACTOR_OUT 2u
 #define REACTOR_ERR 4u /* error or hang-up; handlers also see IN|OUT so they find it */
+#define REACTOR_HUP 8u /* the peer shut down its writing side (EPOLLRDHUP); with IN */
 
 typedef void (*reactor_io_fn)(void *arg, uint32_t events);
 typedef void (*reactor_task_fn)(void *arg);

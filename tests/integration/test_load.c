@@ -7,6 +7,7 @@
  *   - fetching everything across many segment rolls: dense offsets, CRCs,
  *     the bytes that were produced;
  *   - connections.max.idle.ms closes an idle connection, not an active one;
+ *   - request.read.timeout.ms closes a trickling (slowloris) request;
  *   - max.connections refuses the connection over the limit;
  *   - the same round trips and slow-reader check with reactor.mode=level.
  * Each broker is stopped with SIGTERM and must exit 0 (ASan leak check).
@@ -593,6 +594,50 @@ static void idle_timeout(void)
     harness_cleanup(&h);
 }
 
+/* request.read.timeout.ms: a frame that started arriving and trickles on
+ * (slowloris) is cut off, though its connection is never idle; a healthy
+ * client next to it is not; and the claimed 16 MiB never enters the
+ * global budget. */
+static void read_timeout(void)
+{
+    harness_t h;
+    harness_init(&h, "it-load-readtmo");
+    const char *args[] = {"--request.read.timeout.ms=600", NULL};
+    CHECK_FATAL(harness_start(&h, args) == 0);
+    sc_t slow, ok;
+    CHECK_FATAL(sc_connect(&slow, h.port) == 0);
+    CHECK_FATAL(sc_connect(&ok, h.port) == 0);
+    CHECK_EQ_INT(sc_create_topic(&ok, "rt", 1), 0);
+    /* "16 MiB - 8 follow", then a byte every 100 ms. */
+    uint8_t hdr[8] = {0x00, 0xff, 0xff, 0xf8, 0, 0, 0, 8};
+    CHECK_EQ_INT(sc_send_raw(&slow, hdr, sizeof hdr), 0);
+    long long t0 = mono_ms(), closed_at = -1;
+    while (mono_ms() - t0 < 3000 && closed_at < 0) {
+        int64_t off;
+        CHECK_EQ_INT(sc_list_offsets(&ok, "rt", 0, -1, &off), 0);
+        if (is_closed_now(&slow)) {
+            closed_at = mono_ms() - t0;
+            break;
+        }
+        uint8_t b = 0;
+        (void)sc_send_raw(&slow, &b, 1);
+        if (mono_ms() - t0 < 400)
+            CHECK_MSG(metric(&h, "sluice_inflight_bytes") < 65536,
+                      "a frame claiming 16 MiB took %g bytes of the budget",
+                      metric(&h, "sluice_inflight_bytes"));
+        poll(NULL, 0, 100);
+    }
+    fprintf(stderr, "read timeout: trickling request closed after %lld ms\n", closed_at);
+    CHECK_MSG(closed_at >= 500 && closed_at <= 2500,
+              "trickling request closed after %lld ms (request.read.timeout.ms=600)", closed_at);
+    CHECK(harness_log_contains(&h, "not complete within request.read.timeout.ms"));
+    CHECK(!is_closed_now(&ok));
+    sc_close(&slow);
+    sc_close(&ok);
+    stop_clean(&h, "read timeout");
+    harness_cleanup(&h);
+}
+
 static void max_connections(void)
 {
     harness_t h;
@@ -671,6 +716,7 @@ int main(void)
     }
     segment_rolls();
     idle_timeout();
+    read_timeout();
     max_connections();
     /* Level-triggered: the same round trips and the slow reader. */
     {
