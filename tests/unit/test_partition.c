@@ -214,11 +214,55 @@ static void test_validation_rejects(void)
     free(dir);
 }
 
+/* One append of many batches larger than segment.bytes (a client packing a
+ * whole request) is accepted whole into a fresh segment, reads back, and
+ * the next append rolls again. */
+static void test_append_larger_than_segment(void)
+{
+    char *dir = check_tmpdir("part-big");
+    sl_log_conf_t c;
+    sl_log_conf_defaults(&c);
+    c.segment_bytes = 4096;
+    partition_t *p = open_part(dir, &c, 0, NULL);
+    CHECK_EQ_INT(append(p, 2, 100, 1, 1), 0); /* the active segment is not empty */
+    size_t total = 0, len;
+    uint8_t *set = NULL;
+    for (int i = 0; i < 20; i++) { /* 20 batches of ~1 KiB: 5x segment.bytes */
+        uint8_t *b = bg_simple(5, 180, 2, (uint32_t)i, &len);
+        set = realloc(set, total + len);
+        CHECK_FATAL(set != NULL);
+        memcpy(set + total, b, len);
+        total += len;
+        free(b);
+    }
+    CHECK(total > 4 * 4096);
+    partition_append_info_t info;
+    sl_err_t err;
+    CHECK_EQ_INT(partition_append(p, set, total, 2, &info, &err), SL_OK);
+    CHECK_EQ_INT(info.base_offset, 2);
+    CHECK_EQ_INT(info.last_offset, 101);
+    free(set);
+    CHECK_EQ_INT(append(p, 1, 10, 3, 99), 102);
+    partition_stats_t st;
+    partition_stats(p, &st);
+    CHECK_EQ_INT(st.segments, 3); /* before, the big one, after */
+    CHECK_EQ_INT(read_all(p, 0, 1 << 20), 103);
+    partition_close(p, 0);
+    /* And it recovers as written. */
+    p = open_part(dir, &c, 1, NULL);
+    CHECK_EQ_INT(partition_log_end(p), 103);
+    CHECK_EQ_INT(read_all(p, 0, 1 << 20), 103);
+    partition_close(p, 0);
+    check_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     cache = seg_cache_new(8); /* small: exercises eviction and reopening */
     test_round_trip_and_rolls();
     test_validation_rejects();
+    test_append_larger_than_segment();
     seg_cache_free(cache);
     return check_exit();
 }
