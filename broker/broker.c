@@ -234,6 +234,28 @@ static void *housekeeping(void *arg)
     return NULL;
 }
 
+/* A partition recovered after an unclean shutdown: say what it cost, and
+ * loudly when data was dropped (a torn tail is expected after a crash;
+ * whole segments deleted point at damage at rest: see sluiced --verify). */
+static void log_recovery(void *arg, const char *topic, int32_t id, const partition_recovery_t *r)
+{
+    (void)arg;
+    if (r->segments_deleted > 0)
+        log_error("storage",
+                  "%s-%d recovered: %d later segments deleted after a bad batch (%" PRIu64
+                  " bytes dropped, %" PRIu64 " scanned): %s; if this was not a crash, check the "
+                  "disk and run sluiced --verify on a copy",
+                  topic, id, r->segments_deleted, r->bytes_truncated, r->bytes_scanned, r->reason);
+    else if (r->bytes_truncated > 0)
+        log_warn("storage",
+                 "%s-%d recovered: torn tail truncated (%" PRIu64 " bytes dropped, %" PRIu64
+                 " scanned): %s",
+                 topic, id, r->bytes_truncated, r->bytes_scanned, r->reason);
+    else
+        log_debug("storage", "%s-%d recovered: %" PRIu64 " bytes scanned, nothing dropped", topic,
+                  id, r->bytes_scanned);
+}
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -293,6 +315,7 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
     int rc = store_open(&so, &b->store, err);
     if (rc != SL_OK) goto fail;
     store_set_on_append(b->store, broker_partition_appended, b);
+    store_set_on_recover(b->store, log_recovery, b);
     if ((rc = kafka_cluster_id(b, err)) != SL_OK) goto fail;
     log_info("storage", "data directory %s opened; last shutdown: %s", conf->log_dirs,
              store_was_clean(b->store)

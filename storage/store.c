@@ -42,6 +42,8 @@ struct store {
     uint64_t delete_seq;
     void (*on_append)(void *arg, partition_t *p);
     void *on_append_arg;
+    void (*on_recover)(void *arg, const char *topic, int32_t id, const partition_recovery_t *rec);
+    void *on_recover_arg;
 };
 
 static int64_t wall_ms(void)
@@ -680,9 +682,11 @@ static int open_part(store_t *s, topic_t *t, int32_t id, sl_err_t *err)
         .on_dirty_arg = s->flusher,
     };
     partition_recovery_t rec;
+    memset(&rec, 0, sizeof rec);
     partition_t *p;
     int rc = partition_open(&po, &p, &rec, err);
     if (rc != SL_OK) return rc;
+    if (rec.ran && s->on_recover) s->on_recover(s->on_recover_arg, t->name, id, &rec);
     partition_set_on_close(p, forget_hook, s->flusher);
     partition_set_on_append(p, s->on_append, s->on_append_arg);
     t->parts[id] = p;
@@ -801,6 +805,15 @@ void store_set_on_append(store_t *s, void (*fn)(void *arg, partition_t *p), void
     s->on_append = fn;
     s->on_append_arg = arg;
     pthread_mutex_unlock(&s->mu);
+}
+
+void store_set_on_recover(store_t *s,
+                          void (*fn)(void *arg, const char *topic, int32_t id,
+                                     const partition_recovery_t *rec),
+                          void *arg)
+{
+    s->on_recover = fn;
+    s->on_recover_arg = arg;
 }
 
 void store_foreach_open(store_t *s, void (*fn)(void *arg, partition_t *p), void *arg)

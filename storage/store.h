@@ -114,6 +114,15 @@ void store_housekeep(store_t *s, int64_t now_ms, store_housekeeping_t *out);
  * partition_set_on_append). Set it before partitions open. */
 void store_set_on_append(store_t *s, void (*fn)(void *arg, partition_t *p), void *arg);
 
+/* Hook called after a partition's first open ran recovery (after an
+ * unclean shutdown), with what it found: bytes scanned, truncated, segments
+ * deleted and why. Called with the store lock held (fn must not call back
+ * into the store), on the thread that opened the partition. */
+void store_set_on_recover(store_t *s,
+                          void (*fn)(void *arg, const char *topic, int32_t id,
+                                     const partition_recovery_t *rec),
+                          void *arg);
+
 /* Calls fn for every open partition (with the store lock held: fn must not
  * call back into the store). */
 void store_foreach_open(store_t *s, void (*fn)(void *arg, partition_t *p), void *arg);
