@@ -8,11 +8,12 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DATA       ?= ./data
 CMAKE_FLAGS?=
 
-# Debian packages the build and the tests need.
+# Debian packages the build and the tests need (libclang-rt-14-dev: the
+# libFuzzer runtime, which Debian 12's clang only recommends).
 PACKAGES = cmake make gcc clang pkg-config liblz4-dev libprotobuf-c-dev protobuf-c-compiler \
-           librdkafka-dev librabbitmq-dev kcat
+           librdkafka-dev librabbitmq-dev kcat libclang-rt-14-dev
 
-.PHONY: all deps build build-asan build-clang run test test-release bench bench-quick format clean
+.PHONY: all deps build build-asan build-clang run test test-release torture bench bench-quick format clean
 
 all: build
 
@@ -41,15 +42,24 @@ build-clang: deps
 	CC=clang cmake -S . -B $(BUILD_CLANG) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 	cmake --build $(BUILD_CLANG) -j $(JOBS)
 
-# The whole suite, under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The whole suite, under AddressSanitizer + UndefinedBehaviorSanitizer, then
+# the libFuzzer smoke runs (built only by clang, label fuzz). The long
+# reliability runs (label torture) are `make torture`'s.
 test: build-asan build-clang
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j $(JOBS) --timeout 600
+	  ctest --output-on-failure -j $(JOBS) --timeout 600 -LE 'torture|fuzz'
+	cd $(BUILD_CLANG) && ctest --output-on-failure -j $(JOBS) --timeout 600 -L fuzz
+
+# The long versions of the reliability suites (docs/RELIABILITY.md): 200
+# crash cycles, 100,000 idle connections, a 10-minute soak, restart time
+# with 1,000 partitions. Release build; about 30-45 minutes.
+torture: build
+	cd $(BUILD) && ctest --output-on-failure -j 1 --timeout 3600 -L torture
 
 # The same suite on the release build (faster, no sanitizers).
 test-release: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE 'torture|fuzz' 
 
 run: build
 	exec $(BUILD)/broker/sluiced --log.dirs=$(DATA) --listeners=127.0.0.1:9292

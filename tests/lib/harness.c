@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -105,6 +106,9 @@ int harness_start(harness_t *h, const char *const *extra)
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        /* A test that dies (a fatal check, a ctest timeout, an ASan abort)
+         * must not leave its broker running. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 2);
