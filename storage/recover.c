@@ -519,6 +519,12 @@ int part_load(partition_t *p, int recover, partition_recovery_t *rec, sl_err_t *
                     break;
                 }
             }
+            /* Unsealed while it is rescanned: pinning a sealed segment maps
+             * its on-disk indexes, and the scan would then append rebuilt
+             * entries next to a stale mapping that readers keep using (and
+             * that part_persist_index never rewrites). The rebuilt heap
+             * index is persisted below, once the segment is sealed again. */
+            s->sealed = 0;
             if ((rc = seg_pin(s, err)) != SL_OK) return rc;
             scan_t sc = {0};
             rc = scan(p, s, s->fd, from, expect, s->size, 1, &sc, err);

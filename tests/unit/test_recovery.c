@@ -322,6 +322,53 @@ static void test_index_damage(void)
     free(base);
 }
 
+/* A full-scan recovery of sealed segments (no recovery point: a broker
+ * killed before its first flush) must rebuild their indexes, not append to
+ * the on-disk ones it would map when pinning them. It used to: lookups then
+ * read past the mapping (SIGBUS with large segments, found by
+ * fuzz_recovery), and the stale index files stayed on disk. Every offset
+ * must read back, before and after a clean reopen. */
+static void test_rescan_sealed_indexes(void)
+{
+    enum { N = 24000 }; /* 1 KiB batches: three 8 MiB segments */
+    char *dir = check_tmpdir("rec-rescan");
+    sl_log_conf_t saved = conf;
+    conf.segment_bytes = 8 << 20;
+    conf.index_interval_bytes = 4096;
+    partition_t *p = open_part(dir, 0, NULL);
+    for (int i = 0; i < N; i++) append(p, 1, 1000, (uint32_t)i);
+    partition_close(p, 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/recovery-point", dir);
+    CHECK_FATAL(unlink(path) == 0);
+    for (int round = 0; round < 2; round++) {
+        partition_recovery_t rec;
+        p = open_part(dir, round == 0, &rec);
+        CHECK_EQ_INT(partition_log_end(p), N);
+        if (round == 0) CHECK(rec.bytes_scanned > 16u << 20);
+        int bad = 0;
+        for (int64_t off = 0; off < N; off += off + 7 < N ? 7 : 1) { /* every segment, each end */
+            uint8_t *b = NULL;
+            size_t len = 0;
+            sl_err_t err;
+            int rc = partition_read_copy(p, off, 1, &b, &len, &err);
+            sl_batch_hdr_t h;
+            if (rc != SL_OK || len < SL_BATCH_HEADER_SIZE ||
+                (sl_batch_hdr_parse(b, &h), h.base_offset != off)) {
+                if (bad++ < 3)
+                    CHECK_MSG(0, "round %d: offset %lld: %s", round, (long long)off,
+                              rc == SL_OK ? "wrong batch" : err.msg);
+            }
+            free(b);
+        }
+        CHECK_EQ_INT(bad, 0);
+        partition_close(p, 0);
+    }
+    conf = saved;
+    check_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     cache = seg_cache_new(16);
@@ -332,6 +379,7 @@ int main(void)
     test_corrupt_middle();
     test_recovery_point();
     test_index_damage();
+    test_rescan_sealed_indexes();
     seg_cache_free(cache);
     return check_exit();
 }
