@@ -328,35 +328,51 @@ static size_t find_seg(const partition_t *p, int64_t offset)
 static int locate(partition_t *p, seg_t *s, int64_t offset, uint64_t *pos, uint64_t *bsize,
                   int64_t *bbase, sl_err_t *err)
 {
-    if (s->index_bad) {
-        int rc = part_rebuild_index(p, s, err);
-        if (rc != SL_OK) return rc;
-    }
-    uint32_t rel, ipos;
-    idx_lookup_offset(&s->oidx, (uint32_t)(offset - s->base), &rel, &ipos);
-    uint64_t at = ipos;
-    uint8_t h[SL_BATCH_HEADER_SIZE];
-    while (at < s->size) {
-        ssize_t r = io_pread_all(s->fd, h, SL_BATCH_OFF_BASE_TIMESTAMP, (off_t)at);
-        if (r < 0) return sl_err_sys(err, (int)-r, "read %s.log @%" PRIu64, s->path, at);
-        if (r < SL_BATCH_OFF_BASE_TIMESTAMP)
-            return sl_err_set(err, SL_ERR_STORAGE, "%s.log: short read at %" PRIu64, s->path, at);
-        int64_t base = (int64_t)sl_be64(h);
-        int64_t last = base + (int32_t)sl_be32(h + SL_BATCH_OFF_LAST_OFFSET_DELTA);
-        uint64_t sz = sl_batch_total_size(h);
-        if (sz < SL_BATCH_HEADER_SIZE || at + sz > s->size)
-            return sl_err_set(err, SL_ERR_CORRUPT_MESSAGE, "%s.log: bad batch length at %" PRIu64,
-                              s->path, at);
-        if (last >= offset) {
-            *pos = at;
-            *bsize = sz;
-            *bbase = base;
-            return SL_OK;
+    for (int attempt = 0;; attempt++) {
+        if (s->index_bad) {
+            int rc = part_rebuild_index(p, s, err);
+            if (rc != SL_OK) return rc;
         }
-        at += sz;
+        uint32_t rel, ipos;
+        idx_lookup_offset(&s->oidx, (uint32_t)(offset - s->base), &rel, &ipos);
+        uint64_t at = ipos;
+        uint8_t h[SL_BATCH_HEADER_SIZE];
+        int first = 1;
+        while (at < s->size) {
+            ssize_t r = io_pread_all(s->fd, h, SL_BATCH_OFF_BASE_TIMESTAMP, (off_t)at);
+            if (r < 0) return sl_err_sys(err, (int)-r, "read %s.log @%" PRIu64, s->path, at);
+            if (r < SL_BATCH_OFF_BASE_TIMESTAMP)
+                return sl_err_set(err, SL_ERR_STORAGE, "%s.log: short read at %" PRIu64, s->path,
+                                  at);
+            int64_t base = (int64_t)sl_be64(h);
+            int64_t last = base + (int32_t)sl_be32(h + SL_BATCH_OFF_LAST_OFFSET_DELTA);
+            uint64_t sz = sl_batch_total_size(h);
+            int bad_len = sz < SL_BATCH_HEADER_SIZE || at + sz > s->size;
+            /* Indexes are hints (invariant 4): the batch an entry points at
+             * must start exactly at the entry's offset, or the entry is
+             * damaged (the files carry no checksum) and following it could
+             * skip records or stop at a bogus length. Rebuild from the log
+             * once; only what the log itself holds is an error. */
+            if (first && ipos != 0 && (bad_len || base != s->base + (int64_t)rel) && attempt == 0) {
+                s->index_bad = 1;
+                break;
+            }
+            first = 0;
+            if (bad_len)
+                return sl_err_set(err, SL_ERR_CORRUPT_MESSAGE,
+                                  "%s.log: bad batch length at %" PRIu64, s->path, at);
+            if (last >= offset) {
+                *pos = at;
+                *bsize = sz;
+                *bbase = base;
+                return SL_OK;
+            }
+            at += sz;
+        }
+        if (s->index_bad && attempt == 0) continue;
+        return sl_err_set(err, SL_ERR_OFFSET_OUT_OF_RANGE, "offset %" PRId64 " not in %s.log",
+                          offset, s->path);
     }
-    return sl_err_set(err, SL_ERR_OFFSET_OUT_OF_RANGE, "offset %" PRId64 " not in %s.log", offset,
-                      s->path);
 }
 
 int partition_read(partition_t *p, int64_t offset, uint64_t max_bytes, seg_range_t *out,
