@@ -143,6 +143,17 @@ int broker_conf_set(broker_conf_t *c, const char *key, const char *value, sl_err
         if (strlen(value) >= d->size)
             return sl_err_set(err, SL_ERR_INVALID_CONFIG, "%s: value longer than %zu characters",
                               key, d->size - 1);
+        /* Values must survive --dump-config and a reload: no control
+         * characters (a newline would inject a line) and no blanks at
+         * either end (the file reader trims them). */
+        for (const char *q = value; *q; q++)
+            if ((unsigned char)*q < 0x20 || *q == 0x7f)
+                return sl_err_set(err, SL_ERR_INVALID_CONFIG,
+                                  "%s: control character 0x%02x in the value", key,
+                                  (unsigned char)*q);
+        if (*value && (value[0] == ' ' || value[strlen(value) - 1] == ' '))
+            return sl_err_set(err, SL_ERR_INVALID_CONFIG, "%s: \"%s\" has blanks at either end",
+                              key, value);
         memcpy(base + d->offset, value, strlen(value) + 1);
         return SL_OK;
     case CONF_INT:
@@ -197,6 +208,14 @@ int broker_conf_load_file(broker_conf_t *c, const char *path, sl_err_t *err)
     int lineno = 0, rc = SL_OK;
     while (rc == SL_OK && fgets(line, sizeof line, f)) {
         lineno++;
+        /* A line that fills the buffer without its newline would be read
+         * as two, the tail of a comment becoming a setting. */
+        size_t ll = strlen(line);
+        if (ll == sizeof line - 1 && line[ll - 1] != '\n' && !feof(f)) {
+            rc = sl_err_set(err, SL_ERR_INVALID_CONFIG, "%s:%d: line longer than %zu bytes", path,
+                            lineno, sizeof line - 2);
+            break;
+        }
         char *s = trim(line);
         if (*s == 0 || *s == '#') continue;
         char *eq = strchr(s, '=');

@@ -236,6 +236,14 @@ static int scan(partition_t *p, seg_t *s, int fd, uint64_t pos, int64_t expect, 
             sc->bad = 1;
             break;
         }
+        /* CRC-valid need not mean sane: baseOffset is outside the CRC, and
+         * offsets near INT64_MAX would overflow the sums below. */
+        if (base > INT64_MAX - 1 - lod) {
+            snprintf(sc->why, sizeof sc->why,
+                     "batch at %" PRIu64 ": offset %" PRId64 " + %d overflows", pos, base, lod);
+            sc->bad = 1;
+            break;
+        }
         if (part_index_batch(p, s, base, base + lod, pos, total, max_ts) < 0) {
             rc = sl_err_set(err, SL_ERR_NOMEM, "index %s: out of memory", s->path);
             goto out;

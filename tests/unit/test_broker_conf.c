@@ -106,9 +106,38 @@ static void test_file_and_args(void)
     free(dir);
 }
 
+/* Values that --dump-config could not write back faithfully, and a file
+ * line too long for the reader, are refused (found by fuzz_conf). */
+static void test_unrepresentable(void)
+{
+    broker_conf_t c;
+    broker_conf_defaults(&c);
+    sl_err_t err;
+    CHECK_EQ_INT(broker_conf_set(&c, "metrics.listener", "127.0.0.1:9293\nlog.dirs=/x", &err),
+                 SL_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.msg, "control character 0x0a") != NULL);
+    CHECK_EQ_INT(broker_conf_set(&c, "log.dirs", " /var/lib/sluice", &err), SL_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.msg, "blanks") != NULL);
+    CHECK_EQ_INT(broker_conf_set(&c, "log.dirs", "/var/lib/with space", &err), SL_OK);
+    char path[] = "/tmp/sluice-conf-long-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK_FATAL(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputc('#', f);
+    for (int i = 0; i < 4094; i++) fputc('a', f);
+    fputs("log.dirs=/tmp/from-a-comment\n", f);
+    fclose(f);
+    broker_conf_defaults(&c);
+    CHECK_EQ_INT(broker_conf_load_file(&c, path, &err), SL_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.msg, ":1: line longer than") != NULL);
+    CHECK(strcmp(c.log_dirs, "/tmp/from-a-comment") != 0);
+    unlink(path);
+}
+
 int main(void)
 {
     test_docs();
+    test_unrepresentable();
     test_set();
     test_file_and_args();
     return check_exit();
