@@ -204,16 +204,23 @@ int broker_conf_load_file(broker_conf_t *c, const char *path, sl_err_t *err)
     if (!f)
         return sl_err_set(err, SL_ERR_INVALID_CONFIG, "cannot open config file %s: %s", path,
                           strerror(errno));
-    char line[4096];
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
     int lineno = 0, rc = SL_OK;
-    while (rc == SL_OK && fgets(line, sizeof line, f)) {
+    while (rc == SL_OK && (n = getline(&line, &cap, f)) >= 0) {
         lineno++;
-        /* A line that fills the buffer without its newline would be read
-         * as two, the tail of a comment becoming a setting. */
-        size_t ll = strlen(line);
-        if (ll == sizeof line - 1 && line[ll - 1] != '\n' && !feof(f)) {
-            rc = sl_err_set(err, SL_ERR_INVALID_CONFIG, "%s:%d: line longer than %zu bytes", path,
-                            lineno, sizeof line - 2);
+        /* getline counts every byte, NULs included: a line too long for
+         * any setting, or one with a NUL that would hide its tail, is an
+         * error rather than something split or cut in two. */
+        if (n > 4095) {
+            rc = sl_err_set(err, SL_ERR_INVALID_CONFIG, "%s:%d: line longer than 4095 bytes", path,
+                            lineno);
+            break;
+        }
+        if (memchr(line, 0, (size_t)n)) {
+            rc =
+                sl_err_set(err, SL_ERR_INVALID_CONFIG, "%s:%d: NUL byte in the line", path, lineno);
             break;
         }
         char *s = trim(line);
@@ -228,6 +235,7 @@ int broker_conf_load_file(broker_conf_t *c, const char *path, sl_err_t *err)
         if ((rc = broker_conf_set(c, trim(s), trim(eq + 1), &e2)) != SL_OK)
             sl_err_set(err, rc, "%s:%d: %s", path, lineno, e2.msg);
     }
+    free(line);
     fclose(f);
     return rc;
 }

@@ -345,22 +345,36 @@ static int locate(partition_t *p, seg_t *s, int64_t offset, uint64_t *pos, uint6
                 return sl_err_set(err, SL_ERR_STORAGE, "%s.log: short read at %" PRIu64, s->path,
                                   at);
             int64_t base = (int64_t)sl_be64(h);
-            int64_t last = base + (int32_t)sl_be32(h + SL_BATCH_OFF_LAST_OFFSET_DELTA);
+            int32_t lod = (int32_t)sl_be32(h + SL_BATCH_OFF_LAST_OFFSET_DELTA);
             uint64_t sz = sl_batch_total_size(h);
-            int bad_len = sz < SL_BATCH_HEADER_SIZE || at + sz > s->size;
+            /* These headers may lie in a region opened without a scan
+             * (below a recovery point, or sealed at a clean open), and
+             * baseOffset is outside the CRC: an impossible offset is
+             * corruption, never an answer or an overflow. */
+            int bad_len = sz < SL_BATCH_HEADER_SIZE || at + sz > s->size || lod < 0 ||
+                          base < s->base || base > INT64_MAX - lod;
+            int64_t last = bad_len ? base : base + lod;
             /* Indexes are hints (invariant 4): the batch an entry points at
              * must start exactly at the entry's offset, or the entry is
              * damaged (the files carry no checksum) and following it could
              * skip records or stop at a bogus length. Rebuild from the log
              * once; only what the log itself holds is an error. */
-            if (first && ipos != 0 && (bad_len || base != s->base + (int64_t)rel) && attempt == 0) {
+            if (first && ipos != 0 && (bad_len || base - s->base != (int64_t)rel) && attempt == 0) {
                 s->index_bad = 1;
                 break;
             }
             first = 0;
             if (bad_len)
                 return sl_err_set(err, SL_ERR_CORRUPT_MESSAGE,
-                                  "%s.log: bad batch length at %" PRIu64, s->path, at);
+                                  "%s.log: bad batch header at %" PRIu64, s->path, at);
+            /* The batch that reaches the target must also start at or
+             * before it: one whose base jumped past it is a corrupt
+             * header, and serving it would hand out other offsets. */
+            if (last >= offset && base > offset)
+                return sl_err_set(err, SL_ERR_CORRUPT_MESSAGE,
+                                  "%s.log: batch at %" PRIu64 " starts at offset %" PRId64
+                                  ", past %" PRId64,
+                                  s->path, at, base, offset);
             if (last >= offset) {
                 *pos = at;
                 *bsize = sz;

@@ -129,8 +129,14 @@ static void test_unrepresentable(void)
     fclose(f);
     broker_conf_defaults(&c);
     CHECK_EQ_INT(broker_conf_load_file(&c, path, &err), SL_ERR_INVALID_CONFIG);
-    CHECK(strstr(err.msg, ":1: line longer than") != NULL);
+    CHECK(strstr(err.msg, ":1: line longer than 4095 bytes") != NULL);
     CHECK(strcmp(c.log_dirs, "/tmp/from-a-comment") != 0);
+    f = fopen(path, "w");
+    CHECK_FATAL(f != NULL);
+    fwrite("#\0hidden\nlog.dirs=/tmp/x\n", 1, 25, f);
+    fclose(f);
+    CHECK_EQ_INT(broker_conf_load_file(&c, path, &err), SL_ERR_INVALID_CONFIG);
+    CHECK(strstr(err.msg, ":1: NUL byte") != NULL);
     unlink(path);
 }
 
