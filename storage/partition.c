@@ -370,11 +370,6 @@ static int locate(partition_t *p, seg_t *s, int64_t offset, uint64_t *pos, uint6
             /* The batch that reaches the target must also start at or
              * before it: one whose base jumped past it is a corrupt
              * header, and serving it would hand out other offsets. */
-            if (last >= offset && base > offset)
-                return sl_err_set(err, SL_ERR_CORRUPT_MESSAGE,
-                                  "%s.log: batch at %" PRIu64 " starts at offset %" PRId64
-                                  ", past %" PRId64,
-                                  s->path, at, base, offset);
             if (last >= offset) {
                 *pos = at;
                 *bsize = sz;

@@ -52,15 +52,15 @@
  * (flush), then a clean reopen finds the same log_start and log_end (+ the
  * append) and, when strict, the same batches.
  *
- * Findings so far (README.md): recovery appending to a stale mapped index,
- * index entries trusted over the log, offsets overflowing near INT64_MAX —
- * fixed; time-index entries trusted over the log (retention, time lookups)
- * — open, stepped around by avoid_bad_timeindex unless
- * FUZZ_RECOVERY_TIMEINDEX=1; reads returning a trusted batch whose corrupt
- * baseOffset is above the offset asked for — open, asserted outside strict
- * runs only with FUZZ_RECOVERY_READ_RANGE=1; int64 overflow in locate() on
- * offsets near INT64_MAX — open, kept out of reach (TAME_OFFSET) unless
- * FUZZ_RECOVERY_HUGE_OFFSETS=1. Their inputs are in crashes/recovery/. */
+ * Findings so far (README.md; inputs in crashes/recovery/): recovery
+ * appending to a stale mapped index, offset-index entries trusted over the
+ * log, offset sums overflowing near INT64_MAX — fixed; time-index entries
+ * trusted over the log (retention, time lookups) — open, stepped around by
+ * avoid_bad_timeindex unless FUZZ_RECOVERY_TIMEINDEX=1; reads answered by a
+ * trusted batch whose corrupt baseOffset is past the offset asked for —
+ * open, asserted outside strict runs only with FUZZ_RECOVERY_READ_RANGE=1;
+ * int64 overflow on such offsets in batch_at() — open, out of reach
+ * (TAME_OFFSET) unless FUZZ_RECOVERY_HUGE_OFFSETS=1. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -199,9 +199,9 @@ static int have_base(const input_t *in, int64_t base)
     return 0;
 }
 
-/* Open finding 11 (README.md): locate() adds lastOffsetDelta to a trusted,
- * unchecked baseOffset (and a segment's base to an index entry) in int64_t;
- * near INT64_MAX that overflows. Until it is fixed, baseOffsets found by
+/* Open finding 11 (README.md): batch_at() (partition_read_batches) still
+ * adds lastOffsetDelta to an unchecked baseOffset in int64_t, which
+ * overflows near INT64_MAX. Until it is fixed, the baseOffsets found by
  * walking the batch lengths, and explicit segment bases, are kept below
  * 2^62 unless FUZZ_RECOVERY_HUGE_OFFSETS=1. */
 #define TAME_OFFSET(v) (huge_offsets ? (v) : (v) & ((UINT64_C(1) << 62) - 1))
@@ -594,7 +594,7 @@ static void walk(partition_t *p, int strict, int64_t ls, int64_t le)
             free(buf);
             break;
         } else if (read_range) {
-            /* open finding 10: a read of o must start at a batch holding o */
+            /* open finding 10: the batch served for o must hold o */
             FUZZ_ASSERT(base <= o);
         }
 
@@ -610,6 +610,7 @@ static void walk(partition_t *p, int strict, int64_t ls, int64_t le)
                         probes[i], base, last, rc, r.first_offset, r.pos, r.len, rc ? err.msg : "");
             FUZZ_ASSERT(read_ok_code(rc));
             if (strict) FUZZ_ASSERT(rc == SL_OK && r.len >= total && r.first_offset == base);
+            if (rc == SL_OK && r.len > 0 && read_range) FUZZ_ASSERT(r.first_offset <= probes[i]);
             if (rc == SL_OK && r.len > 0) {
                 uint8_t *rb = range_bytes(&r);
                 if (strict) {
