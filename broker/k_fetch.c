@@ -176,20 +176,18 @@ static uint64_t worker_bit(const worker_t *w)
     return 1ull << (w->id & 63);
 }
 
-int kfetch_waits_watching(const worker_t *w, const partition_t *p)
-{
-    for (const kfetch_t *f = w->kwaits; f; f = f->next)
-        for (int32_t i = 0; i < f->ntopics; i++)
-            for (int32_t j = 0; j < f->topics[i].nparts; j++)
-                if (f->topics[i].parts[j].p == p) return 1;
-    return 0;
-}
-
 static int watches(const kfetch_t *f, const partition_t *p)
 {
     for (int32_t i = 0; i < f->ntopics; i++)
         for (int32_t j = 0; j < f->topics[i].nparts; j++)
             if (f->topics[i].parts[j].p == p) return 1;
+    return 0;
+}
+
+int kfetch_waits_watching(const worker_t *w, const partition_t *p)
+{
+    for (const kfetch_t *f = w->kwaits; f; f = f->next)
+        if (watches(f, p)) return 1;
     return 0;
 }
 

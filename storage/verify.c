@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "io.h"
 
 #define WINDOW (1u << 20)
 
@@ -84,18 +85,17 @@ static void free_list(char **l, size_t n)
     free(l);
 }
 
-/* Reads exactly len bytes at pos (short only at EOF). */
-static ssize_t read_at(int fd, uint8_t *b, size_t len, uint64_t pos)
+/* Reads exactly len bytes at pos with the storage layer's io_pread_all;
+ * the caller checked they lie inside the file, so a short read means the
+ * file changed under the scan. */
+static int read_exact(int fd, uint8_t *b, size_t len, uint64_t pos, const char *path, sl_err_t *err)
 {
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = pread(fd, b + got, len - got, (off_t)(pos + got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return -1;
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    return (ssize_t)got;
+    ssize_t r = io_pread_all(fd, b, len, (off_t)pos);
+    if (r < 0) return sl_err_sys(err, (int)-r, "read %s at %" PRIu64, path, pos);
+    if ((size_t)r != len)
+        return sl_err_set(err, SL_ERR_STORAGE, "%s: short read at %" PRIu64 " (file changed?)",
+                          path, pos);
+    return SL_OK;
 }
 
 /* Checks one segment; *next is the offset expected of its first batch on
@@ -127,10 +127,10 @@ static int verify_segment(vctx_t *v, const char *path, const char *topic, int32_
                    pos, left, why);
             break;
         }
-        if (read_at(fd, hdr, sizeof hdr, pos) != (ssize_t)sizeof hdr) {
-            int e = errno;
+        int rc = read_exact(fd, hdr, sizeof hdr, pos, path, err);
+        if (rc != SL_OK) {
             close(fd);
-            return sl_err_sys(err, e, "read %s at %" PRIu64, path, pos);
+            return rc;
         }
         uint64_t sz = sl_batch_total_size(hdr);
         int64_t base = (int64_t)sl_be64(hdr);
@@ -159,15 +159,14 @@ static int verify_segment(vctx_t *v, const char *path, const char *topic, int32_
             v->buf = nb;
             v->cap = sz;
         }
-        if (read_at(fd, v->buf, sz, pos) != (ssize_t)sz) {
-            int e = errno;
+        if ((rc = read_exact(fd, v->buf, sz, pos, path, err)) != SL_OK) {
             close(fd);
-            return sl_err_sys(err, e, "read %s at %" PRIu64, path, pos);
+            return rc;
         }
         sl_err_t be;
         sl_batch_limits_t lim = {(uint32_t)(sz > UINT32_MAX ? UINT32_MAX : sz), 0};
         sl_batch_hdr_t h;
-        int rc = sl_batch_validate(v->buf, sz, &lim, &h, &be);
+        rc = sl_batch_validate(v->buf, sz, &lim, &h, &be);
         if (rc == SL_OK) rc = sl_batch_validate_deep(v->buf, sz, &lim, &be);
         if (rc == SL_OK && expect >= 0 && base != expect) {
             rc = SL_ERR_CORRUPT_MESSAGE;
