@@ -77,22 +77,23 @@ static rd_kafka_event_t *admin_wait(rd_kafka_queue_t *q, int timeout_ms)
     return rd_kafka_queue_poll(q, timeout_ms);
 }
 
-static rd_kafka_resp_err_t delete_topic(rd_kafka_t *rk, rd_kafka_queue_t *q, const char *topic,
-                                        char *why, size_t whylen)
+/* Waits for the answer to one CreateTopics (create) or DeleteTopics
+ * request on q: the request's error, else its one topic's, with a message
+ * in why. */
+static rd_kafka_resp_err_t topic_result(rd_kafka_queue_t *q, int create, char *why, size_t whylen)
 {
-    rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(topic);
-    rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
-    rd_kafka_DeleteTopic_destroy(dt);
     rd_kafka_event_t *ev = admin_wait(q, 30000);
     if (!ev) {
-        snprintf(why, whylen, "DeleteTopics timed out");
+        snprintf(why, whylen, "%s timed out", create ? "CreateTopics" : "DeleteTopics");
         return RD_KAFKA_RESP_ERR__TIMED_OUT;
     }
     rd_kafka_resp_err_t e = rd_kafka_event_error(ev);
     if (!e) {
         size_t n = 0;
         const rd_kafka_topic_result_t **r =
-            rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+            create
+                ? rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n)
+                : rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
         if (n > 0) {
             e = rd_kafka_topic_result_error(r[0]);
             const char *msg = rd_kafka_topic_result_error_string(r[0]);
@@ -103,6 +104,15 @@ static rd_kafka_resp_err_t delete_topic(rd_kafka_t *rk, rd_kafka_queue_t *q, con
     }
     rd_kafka_event_destroy(ev);
     return e;
+}
+
+static rd_kafka_resp_err_t delete_topic(rd_kafka_t *rk, rd_kafka_queue_t *q, const char *topic,
+                                        char *why, size_t whylen)
+{
+    rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(topic);
+    rd_kafka_DeleteTopics(rk, &dt, 1, NULL, q);
+    rd_kafka_DeleteTopic_destroy(dt);
+    return topic_result(q, 0, why, whylen);
 }
 
 static rd_kafka_resp_err_t create_topic(rd_kafka_t *rk, rd_kafka_queue_t *q, const char *topic,
@@ -129,26 +139,7 @@ static rd_kafka_resp_err_t create_topic(rd_kafka_t *rk, rd_kafka_queue_t *q, con
     }
     rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
     rd_kafka_NewTopic_destroy(nt);
-    rd_kafka_event_t *ev = admin_wait(q, 30000);
-    if (!ev) {
-        snprintf(why, whylen, "CreateTopics timed out");
-        return RD_KAFKA_RESP_ERR__TIMED_OUT;
-    }
-    rd_kafka_resp_err_t e = rd_kafka_event_error(ev);
-    if (!e) {
-        size_t n = 0;
-        const rd_kafka_topic_result_t **r =
-            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
-        if (n > 0) {
-            e = rd_kafka_topic_result_error(r[0]);
-            const char *msg = rd_kafka_topic_result_error_string(r[0]);
-            snprintf(why, whylen, "%s", msg ? msg : rd_kafka_err2str(e));
-        }
-    } else {
-        snprintf(why, whylen, "%s", rd_kafka_event_error_string(ev));
-    }
-    rd_kafka_event_destroy(ev);
-    return e;
+    return topic_result(q, 1, why, whylen);
 }
 
 /* 1 when metadata shows `topic` with `partitions` partitions, each with a
