@@ -8,9 +8,9 @@
  *
  * Asynchronous answers (a parked JoinGroup or SyncGroup, a commit waiting
  * for fdatasync) hold a connection reference and are completed on the
- * connection's worker through reactor_post, as h_produce.c does for
- * acks=all; a connection closed meanwhile just drops the answer. Requests
- * run on worker threads; nothing here blocks on the disk.
+ * connection's worker through a task node embedded in the wait
+ * (reactor_post_task), as the produce service does for acks=all; a connection closed meanwhile just
+ * drops the answer. Requests run on worker threads; nothing here blocks on the disk.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -59,6 +59,7 @@ static int64_t leo(broker_t *b, const char *topic, int32_t part)
 /* ---- asynchronous answers --------------------------------------------------------- */
 
 typedef struct gwait {
+    reactor_task_t task; /* the completion, posted once (post) */
     conn_t *c;
     slot_t *slot;
     uint64_t corr;
@@ -124,10 +125,14 @@ static void gwait_finish(gwait_t *gw, const ProtobufCMessage *body)
     gwait_free(gw);
 }
 
+/* On the flusher's or the coordinator's thread: completes on the
+ * connection's worker through the node embedded in gw, which cannot fail
+ * (a dropped completion would leave the response slot empty and stall
+ * every later response of the connection). Each wait is posted once. */
 static void post(gwait_t *gw, reactor_task_fn fn)
 {
-    if (reactor_post(gw->c->w->r, fn, gw) < 0)
-        log_error("group", "cannot post a group answer: out of memory");
+    reactor_task_init(&gw->task, fn, gw);
+    reactor_post_task(gw->c->w->r, &gw->task);
 }
 
 static void join_task(void *arg)
@@ -355,8 +360,8 @@ static void h_commit(conn_t *c, const sl_request_t *req)
         else if (store_topic_info(b->store, in->topic, &np, NULL, NULL, NULL) != SL_OK ||
                  in->partition < 0 || in->partition >= np)
             code = SL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-        else if (in->offset < 0 || (in->metadata && strlen(in->metadata) > OFFSETS_MAX_METADATA))
-            code = SL_ERR_INVALID_REQUEST; /* Kafka: OFFSET_METADATA_TOO_LARGE (12) */
+        else
+            code = offsets_commit_check(in->offset, in->metadata);
         out->error_code = (Sluice__ErrorCode)sl_code_to_wire(code);
         if (code == SL_OK)
             e[ne++] = (offsets_entry_t){in->topic, in->partition, in->offset, in->metadata};

@@ -54,6 +54,7 @@ typedef struct kmember {
 } kmember_t;
 
 typedef struct kgwait {
+    reactor_task_t task; /* the completion, posted once (post) */
     conn_t *c;
     slot_t *s;
     int32_t corr;
@@ -110,10 +111,14 @@ static void kgwait_free(kgwait_t *g)
     free(g);
 }
 
+/* On the flusher's or the coordinator's thread: completes on the
+ * connection's worker through the node embedded in g, which cannot fail
+ * (a dropped completion would leave the response slot empty and stall
+ * every later response of the connection). Each wait is posted once. */
 static void post(kgwait_t *g, reactor_task_fn fn)
 {
-    if (reactor_post(g->c->w->r, fn, g) < 0)
-        log_error("kafka", "cannot post a group answer: out of memory");
+    reactor_task_init(&g->task, fn, g);
+    reactor_post_task(g->c->w->r, &g->task);
 }
 
 static char *dup_or_empty(const char *s)
@@ -362,10 +367,8 @@ void k_offset_commit(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
             int code = group_rc != SL_OK ? group_rc : topic_rc;
             if (code == SL_OK && (cp->index < 0 || cp->index >= np))
                 code = SL_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-            else if (code == SL_OK && cp->metadata && strlen(cp->metadata) > OFFSETS_MAX_METADATA)
-                code = SL_ERR_OFFSET_METADATA_TOO_LARGE;
-            else if (code == SL_OK && cp->offset < 0)
-                code = SL_ERR_INVALID_REQUEST;
+            else if (code == SL_OK)
+                code = offsets_commit_check(cp->offset, cp->metadata);
             kw_i32(&g->w, cp->index);
             g->code_pos[g->npos] = g->w.len;
             g->pcode[g->npos++] = code;

@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "errors.h"
 #include "store.h"
@@ -37,6 +38,16 @@
 #define OFFSETS_MAX_ENTRIES  10000 /* partitions in one commit */
 
 typedef struct offsets offsets_t;
+
+/* The rule for one committed offset, the same for every protocol: metadata
+ * longer than OFFSETS_MAX_METADATA is OFFSET_METADATA_TOO_LARGE, a negative
+ * offset INVALID_REQUEST. */
+static inline int offsets_commit_check(int64_t offset, const char *metadata)
+{
+    if (metadata && strlen(metadata) > OFFSETS_MAX_METADATA)
+        return SL_ERR_OFFSET_METADATA_TOO_LARGE;
+    return offset < 0 ? SL_ERR_INVALID_REQUEST : SL_OK;
+}
 
 typedef struct offsets_entry {
     const char *topic; /* ≤ STORE_MAX_TOPIC_NAME bytes */

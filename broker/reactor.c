@@ -29,7 +29,8 @@ struct reactor {
     /* posted from other threads */
     pthread_mutex_t mu;
     taskq_t posted;
-    _Atomic int wake_pending; /* an eventfd write is outstanding */
+    reactor_task_t *nodes_head, *nodes_tail; /* reactor_post_task, FIFO */
+    _Atomic int wake_pending;                /* an eventfd write is outstanding */
     reactor_handle_t evh;
     /* this thread only */
     taskq_t deferred;
@@ -222,17 +223,74 @@ void reactor_timer_start(reactor_t *r, reactor_timer_t *t, uint64_t delay_ms)
 
 /* ---- tasks ---- */
 
-int reactor_post(reactor_t *r, reactor_task_fn fn, void *arg)
+static _Atomic int fail_posts; /* reactor_test_fail_posts */
+static _Atomic uint64_t refused_posts;
+
+void reactor_test_fail_posts(int on)
 {
-    pthread_mutex_lock(&r->mu);
-    int rc = q_push(&r->posted, fn, arg);
-    pthread_mutex_unlock(&r->mu);
-    if (rc == 0 && !atomic_exchange(&r->wake_pending, 1)) {
+    atomic_store(&fail_posts, on);
+}
+
+uint64_t reactor_test_refused_posts(void)
+{
+    return atomic_load(&refused_posts);
+}
+
+static void wake(reactor_t *r)
+{
+    if (!atomic_exchange(&r->wake_pending, 1)) {
         uint64_t one = 1;
         ssize_t w = write(r->evfd, &one, sizeof one);
         (void)w; /* EAGAIN only when the counter is huge: a wake-up is pending anyway */
     }
+}
+
+int reactor_post(reactor_t *r, reactor_task_fn fn, void *arg)
+{
+    if (atomic_load_explicit(&fail_posts, memory_order_relaxed)) {
+        atomic_fetch_add(&refused_posts, 1);
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&r->mu);
+    int rc = q_push(&r->posted, fn, arg);
+    pthread_mutex_unlock(&r->mu);
+    if (rc == 0) wake(r);
     return rc;
+}
+
+void reactor_task_init(reactor_task_t *t, reactor_task_fn fn, void *arg)
+{
+    t->next = NULL;
+    t->fn = fn;
+    t->arg = arg;
+}
+
+void reactor_post_task(reactor_t *r, reactor_task_t *t)
+{
+    t->next = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (r->nodes_tail)
+        r->nodes_tail->next = t;
+    else
+        r->nodes_head = t;
+    r->nodes_tail = t;
+    pthread_mutex_unlock(&r->mu);
+    wake(r);
+}
+
+/* Runs the embedded-node tasks posted so far (later ones run next pass). */
+static void run_nodes(reactor_t *r)
+{
+    pthread_mutex_lock(&r->mu);
+    reactor_task_t *t = r->nodes_head;
+    r->nodes_head = r->nodes_tail = NULL;
+    pthread_mutex_unlock(&r->mu);
+    while (t) {
+        reactor_task_t *next = t->next; /* fn may free t */
+        r->st.tasks++;
+        t->fn(t->arg);
+        t = next;
+    }
 }
 
 int reactor_defer(reactor_t *r, reactor_task_fn fn, void *arg)
@@ -281,7 +339,8 @@ static void run_queue(reactor_t *r, taskq_t *q, int locked)
 
 void reactor_drain(reactor_t *r)
 {
-    for (int round = 0; round < 100 && (r->posted.n || r->deferred.n); round++) {
+    for (int round = 0; round < 100 && (r->posted.n || r->deferred.n || r->nodes_head); round++) {
+        run_nodes(r);
         run_queue(r, &r->posted, 1);
         run_queue(r, &r->deferred, 0);
     }
@@ -317,6 +376,7 @@ int reactor_run(reactor_t *r)
             if (e & (EPOLLERR | EPOLLHUP)) m |= REACTOR_ERR | REACTOR_IN | REACTOR_OUT;
             h->fn(h->arg, m);
         }
+        run_nodes(r);
         run_queue(r, &r->posted, 1);
         while (r->nheap > 0 && r->heap[0]->deadline_ms <= r->now_ms) {
             reactor_timer_t *t = r->heap[0];

@@ -71,8 +71,35 @@ void reactor_timer_start(reactor_t *r, reactor_timer_t *t, uint64_t delay_ms);
 void reactor_timer_stop(reactor_t *r, reactor_timer_t *t);
 int reactor_timer_active(const reactor_timer_t *t);
 
-/* Runs fn(arg) on r's thread soon. Any thread. Returns 0 or -ENOMEM. */
+/* Runs fn(arg) on r's thread soon. Any thread. Returns 0 or -ENOMEM (the
+ * queue grows by allocation): for work that may be dropped, such as a
+ * wake-up whose waiter also has a timer. A completion that must not be
+ * lost uses reactor_post_task. */
 int reactor_post(reactor_t *r, reactor_task_fn fn, void *arg);
+
+/* A task node embedded in the object that will be completed (an acks=all
+ * wait, a group commit), so posting it needs no memory and cannot fail.
+ * Initialise with reactor_task_init(). A node is on at most one queue: post
+ * it again only after its fn started running. The caller keeps the memory
+ * valid until then; fn may free it. */
+typedef struct reactor_task {
+    struct reactor_task *next;
+    reactor_task_fn fn;
+    void *arg;
+} reactor_task_t;
+
+void reactor_task_init(reactor_task_t *t, reactor_task_fn fn, void *arg);
+
+/* Queues t to run on r's thread soon. Any thread. Never fails. Runs in the
+ * same pass as reactor_post's tasks. */
+void reactor_post_task(reactor_t *r, reactor_task_t *t);
+
+/* Tests only: while on, reactor_post fails with -ENOMEM as if the queue
+ * could not grow (process-wide), so a test can check that nothing that
+ * must complete depends on it. */
+void reactor_test_fail_posts(int on);
+/* How many posts were refused that way so far (process-wide). */
+uint64_t reactor_test_refused_posts(void);
 
 /* Runs fn(arg) on this thread after the current event batch (same thread
  * only): for resuming work cut short by a per-wake budget, and for freeing
