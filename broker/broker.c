@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include "conn.h"
-#include "dispatch.h"
 #include "group.h"
 #include "kdispatch.h"
 #include "log.h"
@@ -84,37 +83,25 @@ static void peer_name(int fd, char *buf, size_t n)
     snprintf(buf, n, "%s:%d", host, port);
 }
 
-static void accept_loop(worker_t *w, reactor_handle_t *lh, int proto);
+static void accept_loop(worker_listener_t *wl);
 
 static void on_accept(void *arg, uint32_t ev)
 {
     (void)ev;
-    worker_t *w = arg;
-    accept_loop(w, &w->listen_h, CONN_SLUICE);
-}
-
-static void on_kafka_accept(void *arg, uint32_t ev)
-{
-    (void)ev;
-    worker_t *w = arg;
-    accept_loop(w, &w->kafka_h, CONN_KAFKA);
+    accept_loop(arg);
 }
 
 static void on_accept_task(void *arg)
 {
-    worker_t *w = arg;
-    if (!w->draining) on_accept(arg, REACTOR_IN);
-}
-
-static void on_kafka_accept_task(void *arg)
-{
-    worker_t *w = arg;
-    if (!w->draining) on_kafka_accept(arg, REACTOR_IN);
+    worker_listener_t *wl = arg;
+    if (!wl->w->draining) accept_loop(wl);
 }
 
 /* Accepts until EAGAIN (edge mode delivers one event for the whole backlog). */
-static void accept_loop(worker_t *w, reactor_handle_t *lh, int proto)
+static void accept_loop(worker_listener_t *wl)
 {
+    worker_t *w = wl->w;
+    reactor_handle_t *lh = &wl->h;
     broker_t *b = w->b;
     for (int i = 0; i < 256; i++) {
         int fd = accept4(lh->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -144,13 +131,13 @@ static void accept_loop(worker_t *w, reactor_handle_t *lh, int proto)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         char peer[64];
         peer_name(fd, peer, sizeof peer);
-        if (!conn_new(w, fd, peer, proto)) {
+        if (!conn_new(w, fd, peer, protocols[wl->proto])) {
             close(fd);
             log_warn("net", "cannot register connection from %s", peer);
         }
     }
     /* Budget for this wake-up used: finish the backlog next round. */
-    reactor_defer(w->r, proto == CONN_KAFKA ? on_kafka_accept_task : on_accept_task, w);
+    reactor_defer(w->r, on_accept_task, wl);
 }
 
 static void on_metrics_accept(void *arg, uint32_t ev)
@@ -265,56 +252,83 @@ static void raise_fd_limit(void)
     }
 }
 
+/* The listener of protocols[i] as configured: "" when it is off. */
+static const char *listener_conf(const broker_conf_t *conf, int i)
+{
+    return (const char *)conf + protocols[i]->conf_offset;
+}
+
+/* SO_REUSEPORT would let this process join another's listening group on
+ * the same port and silently share its clients: probe each configured
+ * port first with a plain bind, which fails if anyone listens there. */
+static int probe_listeners(broker_t *b, sl_err_t *err)
+{
+    for (int i = 0; i < PROTOCOLS; i++) {
+        listener_t *l = &b->listeners[i];
+        const char *spec = listener_conf(&b->conf, i);
+        if (!spec[0]) continue;
+        conf_parse_hostport(spec, l->host, sizeof l->host, &l->port, NULL);
+        if (l->port == 0) continue;
+        int probe = listen_on(l->host, &l->port, 0, err);
+        if (probe < 0) {
+            if (i == 0) return SL_ERR_INVALID_CONFIG;
+            char msg[sizeof err->msg];
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            return sl_err_set(err, SL_ERR_INVALID_CONFIG, "%s.listeners: %s", protocols[i]->name,
+                              msg);
+        }
+        close(probe);
+    }
+    return SL_OK;
+}
+
+/* One socket per worker for every configured listener; the first picks
+ * the port when 0 was asked, the others share it. */
+static int bind_listeners(broker_t *b, int n, sl_err_t *err)
+{
+    for (int i = 0; i < PROTOCOLS; i++) {
+        listener_t *l = &b->listeners[i];
+        if (!l->host[0]) continue;
+        for (int k = 0; k < n; k++) {
+            int fd = listen_on(l->host, &l->port, 1, err);
+            if (fd < 0) return SL_ERR_INVALID_CONFIG;
+            l->fds[k] = fd;
+        }
+        if (protocols[i]->on_bound) protocols[i]->on_bound(b, l->host, l->port);
+    }
+    return SL_OK;
+}
+
 int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
 {
     memset(b, 0, sizeof *b);
     b->conf = *conf;
     b->metrics_fd = -1;
-    for (int i = 0; i < 256; i++) b->listen_fds[i] = -1;
+    for (int i = 0; i < PROTOCOLS; i++)
+        for (int k = 0; k < MAX_WORKERS; k++) b->listeners[i].fds[k] = -1;
     pthread_mutex_init(&b->hk_mu, NULL);
     pthread_cond_init(&b->hk_cv, NULL);
     raise_fd_limit();
     spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     int n = (int)conf->num_reactors;
-    char lhost[256];
-    int lport;
-    conf_parse_hostport(conf->listeners, lhost, sizeof lhost, &lport, NULL);
-    if (lport != 0) {
-        /* SO_REUSEPORT would let this process join another's listening group
-         * on the same port and silently share its clients: probe first with a
-         * plain bind, which fails if anyone listens there. */
-        int probe = listen_on(lhost, &lport, 0, err);
-        if (probe < 0) return SL_ERR_INVALID_CONFIG;
-        close(probe);
-    }
-    char khost[256] = "";
-    int kport = 0;
-    for (int i = 0; i < 256; i++) b->kafka_fds[i] = -1;
-    if (conf->kafka_listeners[0]) {
-        conf_parse_hostport(conf->kafka_listeners, khost, sizeof khost, &kport, NULL);
-        if (kport != 0) { /* the same probe as above */
-            int probe = listen_on(khost, &kport, 0, err);
-            if (probe < 0) {
-                char msg[sizeof err->msg];
-                snprintf(msg, sizeof msg, "%s", err->msg);
-                return sl_err_set(err, SL_ERR_INVALID_CONFIG, "kafka.listeners: %s", msg);
-            }
-            close(probe);
-        }
-    }
     if (n == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         n = cores > 0 ? (int)cores : 1;
+        if (n > MAX_WORKERS) n = MAX_WORKERS; /* a chosen default, not a user's value */
     }
-    if (n > 64) n = 64; /* the fetch watcher bitmask has 64 bits */
+    if (n > MAX_WORKERS) /* conf.c bounds it; a struct filled elsewhere may not */
+        return sl_err_set(err, SL_ERR_INVALID_CONFIG, "num.reactors %d: at most %d", n,
+                          MAX_WORKERS);
     b->nworkers = n;
+    int rc = probe_listeners(b, err);
+    if (rc != SL_OK) return rc;
 
     store_opts_t so = {.dir = conf->log_dirs,
                        .defaults = &conf->topic,
                        .max_open_segments = (uint32_t)conf->max_open_segments};
-    int rc = store_open(&so, &b->store, err);
+    rc = store_open(&so, &b->store, err);
     if (rc != SL_OK) goto fail;
-    store_set_on_append(b->store, broker_partition_appended, b);
+    store_set_on_append(b->store, watch_partition_appended, b);
     store_set_on_recover(b->store, log_recovery, b);
     if ((rc = kafka_cluster_id(b, err)) != SL_OK) goto fail;
     log_info("storage", "data directory %s opened; last shutdown: %s", conf->log_dirs,
@@ -327,36 +341,14 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
         goto fail;
     }
 
-    char host[256];
-    int port;
-    conf_parse_hostport(conf->listeners, host, sizeof host, &port, NULL);
-    snprintf(b->host, sizeof b->host, "%s", host);
     b->workers = calloc((size_t)n, sizeof *b->workers);
     if (!b->workers) {
         rc = sl_err_set(err, SL_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    for (int i = 0; i < n; i++) {
-        int fd = listen_on(host, &port, 1, err);
-        if (fd < 0) {
-            rc = SL_ERR_INVALID_CONFIG;
-            goto fail;
-        }
-        b->listen_fds[i] = fd;
-    }
-    b->port = port;
-    if (khost[0]) {
-        for (int i = 0; i < n; i++) {
-            int fd = listen_on(khost, &kport, 1, err);
-            if (fd < 0) {
-                rc = SL_ERR_INVALID_CONFIG;
-                goto fail;
-            }
-            b->kafka_fds[i] = fd;
-        }
-        b->kafka_port = kport;
-        kafka_advertise(b, khost, kport);
-    }
+    if ((rc = bind_listeners(b, n, err)) != SL_OK) goto fail;
+    snprintf(b->host, sizeof b->host, "%s", b->listeners[0].host);
+    b->port = b->listeners[0].port;
     if (conf->metrics_listener[0]) {
         char mh[256];
         int mp;
@@ -381,11 +373,12 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
             rc = sl_err_set(err, SL_ERR_UNKNOWN, "epoll: %s", strerror(errno));
             goto fail;
         }
-        w->listen_h = (reactor_handle_t){.fd = b->listen_fds[i], .fn = on_accept, .arg = w};
-        reactor_add(w->r, &w->listen_h, REACTOR_IN);
-        if (b->kafka_fds[i] >= 0) {
-            w->kafka_h = (reactor_handle_t){.fd = b->kafka_fds[i], .fn = on_kafka_accept, .arg = w};
-            reactor_add(w->r, &w->kafka_h, REACTOR_IN);
+        for (int k = 0; k < PROTOCOLS; k++) {
+            worker_listener_t *wl = &w->listen[k];
+            wl->w = w;
+            wl->proto = k;
+            wl->h = (reactor_handle_t){.fd = b->listeners[k].fds[i], .fn = on_accept, .arg = wl};
+            if (wl->h.fd >= 0) reactor_add(w->r, &wl->h, REACTOR_IN);
         }
         if (i == 0 && b->metrics_fd >= 0) {
             w->metrics_h =
@@ -405,13 +398,8 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
     if (pthread_create(&b->hk_thread, NULL, housekeeping, b) != 0)
         return sl_err_set(err, SL_ERR_UNKNOWN, "cannot start the housekeeping thread");
     b->start_ms = reactor_clock_ms();
-    /* Before "listening on": test harnesses read the Kafka port once they
-     * see that line. */
-    if (khost[0])
-        log_info("net", "kafka protocol on %s:%d (advertised as %s:%d, node.id %lld)", khost, kport,
-                 b->kafka_adv_host, b->kafka_adv_port, (long long)conf->node_id);
-    log_info("net", "listening on %s:%d (sluice protocol, %d %s-triggered reactors)", host, port, n,
-             conf->reactor_edge ? "edge" : "level");
+    log_info("net", "listening on %s:%d (sluice protocol, %d %s-triggered reactors)", b->host,
+             b->port, n, conf->reactor_edge ? "edge" : "level");
     return SL_OK;
 fail:
     for (int i = 0; b->workers && i < n; i++) {
@@ -420,10 +408,9 @@ fail:
         sl_arena_free(&b->workers[i].arena);
     }
     free(b->workers);
-    for (int i = 0; i < n; i++) {
-        if (b->listen_fds[i] >= 0) close(b->listen_fds[i]);
-        if (b->kafka_fds[i] >= 0) close(b->kafka_fds[i]);
-    }
+    for (int i = 0; i < PROTOCOLS; i++)
+        for (int k = 0; k < n; k++)
+            if (b->listeners[i].fds[k] >= 0) close(b->listeners[i].fds[k]);
     if (b->metrics_fd >= 0) close(b->metrics_fd);
     store_close(b->store);
     groups_free(b);
@@ -447,18 +434,16 @@ static void drain_start(void *arg)
 {
     worker_t *w = arg;
     w->draining = 1;
-    reactor_del(w->r, &w->listen_h);
-    close(w->listen_h.fd);
-    if (w->b->kafka_fds[w->id] >= 0) {
-        reactor_del(w->r, &w->kafka_h);
-        close(w->kafka_h.fd);
-    }
+    for (int k = 0; k < PROTOCOLS; k++)
+        if (w->listen[k].h.fd >= 0) {
+            reactor_del(w->r, &w->listen[k].h);
+            close(w->listen[k].h.fd);
+        }
     if (w->id == 0 && w->b->metrics_fd >= 0) {
         reactor_del(w->r, &w->metrics_h);
         close(w->b->metrics_fd);
     }
-    fetch_waits_expire_all(w); /* answer long polls with what there is */
-    kfetch_waits_expire_all(w);
+    watch_notify_all(w); /* long polls answer with what there is */
     reactor_timer_stop(w->r, &w->idle_timer);
     reactor_timer_init(&w->idle_timer, drain_check, w);
     drain_check(w);
@@ -478,8 +463,10 @@ void broker_stop(broker_t *b)
 {
     log_info("broker", "stopping: draining %lld connections", (long long)atomic_load(&b->nconns));
     groups_close(b); /* parked joins and syncs would hold up the drain */
-    for (int i = 0; i < b->nworkers; i++)
-        reactor_post(b->workers[i].r, drain_start, &b->workers[i]);
+    for (int i = 0; i < b->nworkers; i++) {
+        reactor_task_init(&b->workers[i].drain_task, drain_start, &b->workers[i]);
+        reactor_post_task(b->workers[i].r, &b->workers[i].drain_task);
+    }
     /* Bounded: a worker that cannot drain in time is stopped anyway. */
     uint64_t deadline = reactor_clock_ms() + DRAIN_MS;
     for (int i = 0; i < b->nworkers; i++) {
@@ -524,6 +511,7 @@ void broker_stop(broker_t *b)
         reactor_free(b->workers[i].r);
         free(b->workers[i].scratch);
         sl_arena_free(&b->workers[i].arena);
+        watch_reg_free(&b->workers[i].watches);
     }
     free(b->workers);
     groups_free(b); /* after the store closed: no commit still waits for a flush */

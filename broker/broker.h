@@ -21,40 +21,55 @@
 #include "codec.h"
 #include "conf.h"
 #include "metrics.h"
+#include "protocol.h"
 #include "reactor.h"
 #include "store.h"
+#include "watch.h"
 
 typedef struct broker broker_t;
+
+/* Workers (reactors) at most: a partition's watcher word has a bit each
+ * (num.reactors' bound in conf.c). */
+#define MAX_WORKERS 64
 typedef struct conn conn_t;
-typedef struct fetch_wait fetch_wait_t;
 struct grp_coord;
 struct offsets;
+
+/* A worker's socket of one listener (protocols[proto]). */
+typedef struct worker_listener {
+    struct worker *w;
+    int proto;
+    reactor_handle_t h; /* h.fd -1: that protocol is off */
+} worker_listener_t;
+
+/* One listener: a protocol's host:port, one SO_REUSEPORT socket per worker. */
+typedef struct listener {
+    char host[256];
+    int port;             /* the bound port (resolved when 0 was asked) */
+    int fds[MAX_WORKERS]; /* -1: none */
+} listener_t;
 
 typedef struct worker {
     broker_t *b;
     int id;
     reactor_t *r;
     pthread_t thread;
-    reactor_handle_t listen_h;  /* Sluice's protocol */
-    reactor_handle_t kafka_h;   /* Kafka's protocol (when kafka.listeners is set) */
-    reactor_handle_t metrics_h; /* worker 0 only */
-    conn_t *conns;              /* all connections of this worker */
+    worker_listener_t listen[PROTOCOLS]; /* by protocols[] row */
+    reactor_handle_t metrics_h;          /* worker 0 only */
+    reactor_task_t drain_task;           /* broker_stop's, posted once */
+    conn_t *conns;                       /* all connections of this worker */
     size_t nconns;
     conn_t *paused; /* connections waiting for the global budget */
     reactor_timer_t budget_timer;
     reactor_timer_t idle_timer;
-    fetch_wait_t *waits;   /* long-polling fetches */
-    struct kfetch *kwaits; /* long-polling Kafka fetches (k_fetch.c) */
-    struct sub *subs;      /* push subscriptions of its connections (h_subscribe.c) */
+    watch_reg_t watches; /* waiters per partition: long polls, subscriptions (watch.h) */
     int draining;
-    int pending_flushes;
-    uint8_t *scratch;
+    int pending_flushes; /* acks=all produces and commits waiting for the flusher */
+    uint8_t *scratch;    /* read buffer shared by this worker's connections (SCRATCH bytes) */
     /* Request decoding (protobuf and Kafka bodies) on this worker: one
      * request at a time, reset before each; its first block is inline. */
     sl_arena_t arena;
     uint8_t arena_block[16384];
-    /* read buffer shared by this worker's connections */ /* acks=all produces waiting for the
-                                                             flusher */
     metrics_worker_t m;
 } worker_t;
 
@@ -63,16 +78,15 @@ struct broker {
     store_t *store;
     worker_t *workers;
     int nworkers;
-    char host[256];
-    int port; /* the bound port (resolved when 0 was asked) */
+    listener_t listeners[PROTOCOLS]; /* by protocols[] row; host "" when off */
+    char host[256];                  /* Sluice's listener (row 0), for its Metadata */
+    int port;
     int metrics_port;
-    int listen_fds[256]; /* one per worker, SO_REUSEPORT */
-    int kafka_fds[256];  /* the same for the Kafka listener; -1 when disabled */
-    int kafka_port;      /* bound port of the Kafka listener */
     /* What Metadata and FindCoordinator tell Kafka clients (kafka_advertise). */
     char kafka_adv_host[256];
     int kafka_adv_port;
-    char cluster_id[32]; /* Kafka's cluster id, kept in log.dirs/cluster.id */
+    char cluster_id[32];              /* Kafka's cluster id, kept in log.dirs/cluster.id */
+    _Atomic int64_t next_producer_id; /* produce_next_producer_id; 0 before the first */
     int metrics_fd;
     _Atomic int64_t inflight_bytes; /* global budget use (queued.max.request.bytes) */
     _Atomic int64_t nconns;
@@ -113,8 +127,5 @@ void kafka_advertise(broker_t *b, const char *host, int port);
 /* Reads log.dirs/cluster.id into b->cluster_id, creating it (22 random
  * base64url characters, like Kafka's) on first start. k_meta.c. */
 int kafka_cluster_id(broker_t *b, sl_err_t *err);
-
-/* Wakes the fetches waiting on p (any thread; store's on_append hook). */
-void broker_partition_appended(void *broker, partition_t *p);
 
 #endif

@@ -5,18 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
-#include "batch.h"
-#include "dispatch.h"
-#include "kafka.h"
-#include "kdispatch.h"
 #include "log.h"
-#include "subscribe.h"
 
 /* Per wake-up caps, so one busy peer cannot starve the others on its
  * worker; past them the connection re-queues itself (edge mode gets no new
@@ -43,12 +35,13 @@ static void free_nodes(conn_t *c, onode_t *n)
     (void)c;
 }
 
-conn_t *conn_new(worker_t *w, int fd, const char *peer, int proto)
+conn_t *conn_new(worker_t *w, int fd, const char *peer, const protocol_t *proto)
 {
     conn_t *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->w = w;
     c->proto = proto;
+    c->tp = &transport_plain;
     c->h.fd = fd;
     c->h.fn = on_io;
     c->h.arg = c;
@@ -110,7 +103,7 @@ void conn_close(conn_t *c, const char *why)
     c->closed = 1;
     worker_t *w = c->w;
     if (why) log_info("conn", "#%" PRIu64 " %s closed: %s", c->id, c->peer, why);
-    if (c->subs) subscribe_conn_closed(c);
+    if (c->proto->on_close) c->proto->on_close(c);
     reactor_del(w->r, &c->h);
     close(c->h.fd);
     unpause(c);
@@ -372,13 +365,12 @@ static void write_out(conn_t *c)
                 iov[k].iov_len = x->len - x->off;
                 k++;
             }
-            struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)k};
-            n = sendmsg(c->h.fd, &mh, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+            n = c->tp->writev(c->h.fd, iov, k, more);
         } else {
             off_t pos = (off_t)(o->range.pos + o->off);
             size_t left = o->len - o->off;
             if (left > (1u << 30)) left = 1u << 30;
-            n = sendfile(c->h.fd, o->range.fd, &pos, left);
+            n = c->tp->sendfile(c->h.fd, o->range.fd, &pos, left);
             if (n == 0) {
                 log_error("conn",
                           "#%" PRIu64 ": sendfile of %s.log at %lld returned 0: file "
@@ -414,16 +406,12 @@ static void write_out(conn_t *c)
         conn_ref(c);
         reactor_defer(w->r, resume_task, c);
     }
-    if (c->push_blocked) subscribe_output_drained(c);
+    if (c->proto->on_drained) c->proto->on_drained(c);
 }
 
-/* Both protocols frame a request as a 4-byte big-endian size and the
- * bytes it counts; only the minimum size differs. */
-static int frame_peek(const conn_t *c, const uint8_t *buf, size_t len, uint32_t max,
-                      uint32_t *total)
+static int frame_peek(conn_t *c, const uint8_t *buf, size_t len, uint32_t max, uint32_t *total)
 {
-    return c->proto == CONN_KAFKA ? kf_frame_peek(buf, len, max, total)
-                                  : sl_frame_peek(buf, len, max, total);
+    return c->proto->frame_peek(c, buf, len, max, total);
 }
 
 /* Processes the whole frames in buf[0..len); returns bytes consumed. Stops
@@ -438,23 +426,20 @@ static size_t process(conn_t *c, uint8_t *buf, size_t len, int *stop)
             *stop = 1;
             break;
         }
-        uint32_t total;
+        uint32_t total = 0;
         int rc = frame_peek(c, buf + off, len - off, max, &total);
         if (rc == SL_ERR_PARTIAL) break;
         if (rc != SL_OK) {
             char why[128];
             snprintf(why, sizeof why, "%s: frame length %u (max.request.size %u)", sl_code_name(rc),
-                     len - off >= 4 ? sl_be32(buf + off) : 0, max);
+                     total, max);
             met_add(&c->w->m.protocol_errors, 1);
             conn_close(c, why);
             *stop = 1;
             break;
         }
         if (total > len - off) break;
-        if (c->proto == CONN_KAFKA)
-            kafka_dispatch(c, buf + off, total);
-        else
-            dispatch_frame(c, buf + off, total);
+        c->proto->dispatch(c, buf + off, total);
         off += total;
     }
     return off;
@@ -559,7 +544,7 @@ static void read_in(conn_t *c)
             len = 0;
             cap = SCRATCH;
         }
-        ssize_t n = read(c->h.fd, buf + len, cap - len);
+        ssize_t n = c->tp->read(c->h.fd, buf + len, cap - len);
         if (n == 0) {
             conn_close(c, NULL);
             return;
@@ -665,7 +650,8 @@ void conn_reap_idle(worker_t *w, uint64_t now_ms)
          * pending work is the broker's own (a long poll, an acks=all wait) is
          * not idle, nor is a subscriber waiting for data; one whose client
          * stopped reading its output is. */
-        int broker_owes = (c->shead || c->subs) && !c->ohead;
+        int broker_owes =
+            (c->shead || (c->proto->broker_owes && c->proto->broker_owes(c))) && !c->ohead;
         /* A request that started arriving must finish within
          * request.read.timeout.ms, however slowly its bytes trickle in
          * (slowloris) — unless the broker itself stopped reading it. */

@@ -1,6 +1,8 @@
-/* conn.h — one client connection of Sluice's protocol: input buffer and
- * frame decoding, response slots kept in request order, and the output
- * chain of memory and file-range nodes written with writev/sendfile.
+/* conn.h — one client connection, whatever its protocol: input buffer and
+ * framing (the protocol's frame_peek, protocol.h), response slots kept in
+ * request order, and the output chain of memory and file-range nodes
+ * written through the connection's transport (transport.h: gather-writes
+ * and sendfile).
  *
  * Ownership: a worker owns its connections; every function runs on that
  * worker's thread. Asynchronous work (an acks=all wait, a long-polling
@@ -18,10 +20,9 @@
 
 #include "broker.h"
 #include "codec.h"
+#include "protocol.h"
 #include "segment.h"
-
-/* Which protocol a connection speaks (the listener it came from). */
-enum { CONN_SLUICE = 0, CONN_KAFKA = 1 };
+#include "transport.h"
 
 /* Size of a worker's shared read buffer (worker_t.scratch). */
 #define SCRATCH (256u << 10)
@@ -50,7 +51,8 @@ struct conn {
     conn_t *next, *prev; /* worker's list */
     conn_t *next_paused;
     uint64_t id;
-    int proto; /* CONN_SLUICE or CONN_KAFKA */
+    const protocol_t *proto; /* the listener's front end */
+    const transport_t *tp;   /* what carries the bytes */
     char peer[64];
     int refs;
     int closed;
@@ -72,7 +74,8 @@ struct conn {
     uint64_t out_bytes;     /* queued bytes: slots + chain */
     int64_t out_budget;     /* memory bytes of out counted in the global budget */
     uint64_t last_active_ms;
-    /* push mode (h_subscribe.c, subscribe.h) */
+    /* Sluice protocol's push mode (h_subscribe.c, subscribe.h); other
+     * protocols leave these zero */
     struct sub *subs; /* this connection's subscriptions */
     uint32_t nsubs;
     int push_busy;    /* pushing now: write_out must not start pushing again */
@@ -80,8 +83,8 @@ struct conn {
 };
 
 /* Accepted socket fd (non-blocking) → a registered connection speaking
- * proto (CONN_SLUICE or CONN_KAFKA). */
-conn_t *conn_new(worker_t *w, int fd, const char *peer, int proto);
+ * proto over a plain transport. */
+conn_t *conn_new(worker_t *w, int fd, const char *peer, const protocol_t *proto);
 
 /* Closes the socket now (responses not yet written are dropped). Idempotent.
  * `why` is logged at info level (NULL: a normal close). */

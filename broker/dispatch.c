@@ -1,30 +1,16 @@
 #include "dispatch.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
-#include "offsets.h"
-
-uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/* The broker's own topics are not for clients to write, create or delete:
- * a produce there would corrupt committed offsets, a delete lose them all. */
-int dispatch_may_write(const char *topic, sl_err_t *err)
-{
-    if (strcmp(topic, OFFSETS_TOPIC) == 0)
-        return sl_err_set(err, SL_ERR_INVALID_TOPIC, "%s is an internal topic of the broker",
-                          topic);
-    return SL_OK;
-}
+#include "batch.h"
+#include "clock.h"
+#include "subscribe.h"
+#include "svc_topics.h"
 
 void dispatch_reply(conn_t *c, const sl_request_t *req, int code, const char *msg,
                     const ProtobufCMessage *body)
@@ -36,28 +22,6 @@ void dispatch_reply(conn_t *c, const sl_request_t *req, int code, const char *ms
     }
     met_request(&c->w->m, req->hdr->api, code);
     conn_respond(c, s, req->hdr->api, req->hdr->correlation_id, code, msg, body, NULL);
-}
-
-int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create, partition_t **out,
-                       sl_err_t *err)
-{
-    store_t *s = c->w->b->store;
-    int rc = store_validate_topic_name(topic, err);
-    if (rc != SL_OK) return rc;
-    if (auto_create && (rc = dispatch_may_write(topic, err)) != SL_OK) return rc;
-    rc = store_partition(s, topic, id, out, err);
-    if (rc == SL_ERR_UNKNOWN_TOPIC_OR_PARTITION && auto_create &&
-        c->w->b->conf.auto_create_topics &&
-        store_topic_info(s, topic, NULL, NULL, NULL, NULL) != SL_OK) {
-        int crc =
-            store_topic_create(s, topic, (int32_t)c->w->b->conf.num_partitions, NULL, NULL, 0, err);
-        if (crc == SL_OK)
-            log_info("topics", "auto-created topic %s with %lld partitions", topic,
-                     (long long)c->w->b->conf.num_partitions);
-        if (crc != SL_OK && crc != SL_ERR_TOPIC_ALREADY_EXISTS) return crc;
-        rc = store_partition(s, topic, id, out, err);
-    }
-    return rc;
 }
 
 static void h_hello(conn_t *c, const sl_request_t *req)
@@ -113,16 +77,7 @@ static void h_metadata(conn_t *c, const sl_request_t *req)
         tm[i].error_message = (char *)"";
         int32_t np = 0;
         sl_err_t e2;
-        int rc = store_validate_topic_name(name, &e2);
-        if (rc == SL_OK) rc = store_topic_info(b->store, name, &np, NULL, NULL, &e2);
-        if (rc == SL_ERR_UNKNOWN_TOPIC_OR_PARTITION && b->conf.auto_create_topics) {
-            partition_t *p;
-            rc = dispatch_partition(c, name, 0, 1, &p, &e2);
-            if (rc == SL_OK) {
-                partition_unref(p);
-                rc = store_topic_info(b->store, name, &np, NULL, NULL, &e2);
-            }
-        }
+        int rc = topics_describe(b, name, 1, &np, &e2);
         if (rc != SL_OK) {
             tm[i].error_code = (Sluice__ErrorCode)sl_code_to_wire(rc);
             char *msg = sl_arena_alloc(c->arena, strlen(e2.msg) + 1);
@@ -160,7 +115,6 @@ static void h_metadata(conn_t *c, const sl_request_t *req)
 static void h_create_topic(conn_t *c, const sl_request_t *req)
 {
     DISPATCH_DECODE(Sluice__CreateTopicRequest, m, sluice__create_topic_request__descriptor);
-    int32_t np = m->partitions ? m->partitions : (int32_t)c->w->b->conf.num_partitions;
     const char **keys = sl_arena_alloc(c->arena, (m->n_configs + 1) * sizeof *keys);
     const char **vals = sl_arena_alloc(c->arena, (m->n_configs + 1) * sizeof *vals);
     if (!keys || !vals) {
@@ -171,31 +125,30 @@ static void h_create_topic(conn_t *c, const sl_request_t *req)
         keys[i] = m->configs[i]->key ? m->configs[i]->key : "";
         vals[i] = m->configs[i]->value ? m->configs[i]->value : "";
     }
-    int rc = dispatch_may_write(m->name, &err);
-    if (rc == SL_OK)
-        rc = store_topic_create(c->w->b->store, m->name, np, keys, vals, m->n_configs, &err);
+    char who[96];
+    snprintf(who, sizeof who, "#%" PRIu64 " %s", c->id, c->peer);
+    int64_t np = m->partitions ? m->partitions : TOPICS_DEFAULT_PARTITIONS;
+    int rc = topics_create(c->w->b, m->name, np, -1, keys, vals, m->n_configs, 0, who, &err);
+    if (np == TOPICS_DEFAULT_PARTITIONS) np = c->w->b->conf.num_partitions;
     if (rc != SL_OK) {
         dispatch_reply(c, req, rc, err.msg, NULL);
         return;
     }
-    log_info("topics", "created topic %s with %d partitions (#%" PRIu64 " %s)", m->name, np, c->id,
-             c->peer);
     Sluice__CreateTopicResponse r = SLUICE__CREATE_TOPIC_RESPONSE__INIT;
-    r.partitions = np;
+    r.partitions = (int32_t)np;
     dispatch_reply(c, req, SL_OK, NULL, &r.base);
 }
 
 static void h_delete_topic(conn_t *c, const sl_request_t *req)
 {
     DISPATCH_DECODE(Sluice__DeleteTopicRequest, m, sluice__delete_topic_request__descriptor);
-    int rc = store_validate_topic_name(m->name, &err);
-    if (rc == SL_OK) rc = dispatch_may_write(m->name, &err);
-    if (rc == SL_OK) rc = store_topic_delete(c->w->b->store, m->name, &err);
+    char who[96];
+    snprintf(who, sizeof who, "#%" PRIu64 " %s", c->id, c->peer);
+    int rc = topics_delete(c->w->b, m->name, who, &err);
     if (rc != SL_OK) {
         dispatch_reply(c, req, rc, err.msg, NULL);
         return;
     }
-    log_info("topics", "deleted topic %s (#%" PRIu64 " %s)", m->name, c->id, c->peer);
     Sluice__DeleteTopicResponse r = SLUICE__DELETE_TOPIC_RESPONSE__INIT;
     dispatch_reply(c, req, SL_OK, NULL, &r.base);
 }
@@ -204,7 +157,7 @@ static void h_list_offsets(conn_t *c, const sl_request_t *req)
 {
     DISPATCH_DECODE(Sluice__ListOffsetsRequest, m, sluice__list_offsets_request__descriptor);
     partition_t *p;
-    int rc = dispatch_partition(c, m->topic, m->partition, 0, &p, &err);
+    int rc = topics_partition(c->w->b, m->topic, (int32_t)m->partition, 0, &p, &err);
     if (rc != SL_OK) {
         dispatch_reply(c, req, rc, err.msg, NULL);
         return;
@@ -212,15 +165,7 @@ static void h_list_offsets(conn_t *c, const sl_request_t *req)
     Sluice__ListOffsetsResponse r = SLUICE__LIST_OFFSETS_RESPONSE__INIT;
     r.log_start_offset = partition_log_start(p);
     r.log_end_offset = partition_log_end(p);
-    if (m->timestamp == -1)
-        r.offset = r.log_end_offset;
-    else if (m->timestamp == -2)
-        r.offset = r.log_start_offset;
-    else if (m->timestamp < 0)
-        rc = sl_err_set(&err, SL_ERR_INVALID_REQUEST, "timestamp %" PRId64 " is not -1, -2 or >= 0",
-                        m->timestamp);
-    else
-        rc = partition_offset_for_time(p, m->timestamp, &r.offset, &err);
+    rc = topics_offset_for(p, m->timestamp, &r.offset, &err);
     partition_unref(p);
     if (rc != SL_OK)
         dispatch_reply(c, req, rc, err.msg, NULL);
@@ -230,7 +175,7 @@ static void h_list_offsets(conn_t *c, const sl_request_t *req)
 
 void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total)
 {
-    uint64_t t0 = now_us();
+    uint64_t t0 = sl_mono_us();
     sl_arena_reset(c->arena);
     sl_request_t req;
     sl_err_t err;
@@ -286,3 +231,39 @@ void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total)
     }
     }
 }
+
+/* ---- the listener registry's row (protocol.h) ---- */
+
+/* u32 size | body; the size counts the body. */
+static int frame_peek(conn_t *c, const uint8_t *buf, size_t len, uint32_t max, uint32_t *total)
+{
+    (void)c;
+    int rc = sl_frame_peek(buf, len, max, total);
+    if (rc != SL_OK && rc != SL_ERR_PARTIAL) *total = len >= 4 ? sl_be32(buf) : 0;
+    return rc;
+}
+
+static void on_drained(conn_t *c)
+{
+    if (c->push_blocked) subscribe_output_drained(c);
+}
+
+static void on_close(conn_t *c)
+{
+    if (c->subs) subscribe_conn_closed(c);
+}
+
+static int broker_owes(const conn_t *c)
+{
+    return c->subs != NULL; /* a subscriber waiting for data is not idle */
+}
+
+const protocol_t protocol_sluice = {
+    .name = "sluice",
+    .conf_offset = offsetof(broker_conf_t, listeners),
+    .frame_peek = frame_peek,
+    .dispatch = dispatch_frame,
+    .on_drained = on_drained,
+    .on_close = on_close,
+    .broker_owes = broker_owes,
+};

@@ -40,20 +40,4 @@ void dispatch_reply(conn_t *c, const sl_request_t *req, int code, const char *ms
         return;                                                                                    \
     }
 
-/* SL_OK, or INVALID_TOPIC for the broker's own topics (__consumer_offsets),
- * which clients may read but not write, create or delete. */
-int dispatch_may_write(const char *topic, sl_err_t *err);
-
-/* Looks a partition up for a request; with auto_create, creates a missing
- * topic (num.partitions) first. Returns SL_OK with a reference in *out. */
-int dispatch_partition(conn_t *c, const char *topic, int32_t id, int auto_create, partition_t **out,
-                       sl_err_t *err);
-
-/* Waiting fetches: called on the worker when a partition it watches grew,
- * and on shutdown. */
-void fetch_waits_check(worker_t *w, partition_t *p);
-void fetch_waits_expire_all(worker_t *w);
-
-uint64_t now_us(void);
-
 #endif

@@ -2,52 +2,32 @@
  * CREDIT (never answered), UNSUBSCRIBE (answered). See subscribe.h for the
  * ownership and wake-up rules and docs/protocol.md for the wire contract.
  *
- * Removal while iterating: pushing can close the connection (a write error),
- * which ends all its subscriptions. subscribe_check walks the worker's list
- * while pushing, so during that walk removal only marks a subscription dead
- * and unlinks it from its connection; the walk frees the dead ones after.
- * Everywhere else removal frees at once. After any push the caller checks
- * c->closed before touching a subscription again.
+ * Removal while pushing: pushing can close the connection (a write error),
+ * which ends and frees all its subscriptions at once; the watch registry's
+ * walk survives that (watch.h). After any push the caller checks c->closed
+ * before touching a subscription again.
  */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dispatch.h"
-#include "kdispatch.h"
 #include "log.h"
 #include "subscribe.h"
+#include "svc_topics.h"
+#include "watch.h"
 
 typedef struct sub {
-    struct sub *wnext, *wprev; /* worker's list */
-    struct sub *cnext;         /* connection's list */
+    struct sub *cnext; /* connection's list */
     conn_t *c;
     partition_t *p; /* referenced */
+    watch_t watch;  /* on the worker's registry for p */
     uint64_t corr;  /* the Subscribe's correlation id: names the subscription */
     int64_t offset; /* next offset to push */
     int64_t credit; /* bytes; may go negative after a batch larger than it */
-    int dead;       /* ended while subscribe_check walks the list */
 } sub_t;
 
-/* Set while subscribe_check walks a worker's list (worker thread only). */
-static _Thread_local int walking;
-
-static void free_sub(sub_t *s)
-{
-    worker_t *w = s->c->w;
-    if (s->wprev)
-        s->wprev->wnext = s->wnext;
-    else
-        w->subs = s->wnext;
-    if (s->wnext) s->wnext->wprev = s->wprev;
-    if (!subscribe_watching(w, s->p) && !fetch_waits_watching(w, s->p) &&
-        !kfetch_waits_watching(w, s->p))
-        atomic_fetch_and(partition_user_word(s->p), ~subscribe_watch_bit(w));
-    partition_unref(s->p);
-    free(s);
-}
-
-/* Takes s off its connection; frees it now or, during a walk, marks it. */
+/* Takes s off its connection and the registry and frees it. */
 static void end_sub(sub_t *s)
 {
     conn_t *c = s->c;
@@ -57,8 +37,9 @@ static void end_sub(sub_t *s)
             c->nsubs--;
             break;
         }
-    s->dead = 1;
-    if (!walking) free_sub(s);
+    watch_del(c->w, &s->watch);
+    partition_unref(s->p);
+    free(s);
 }
 
 static sub_t *find(conn_t *c, uint64_t corr)
@@ -80,7 +61,7 @@ static int pump(sub_t *s)
     int busy = c->push_busy;
     c->push_busy = 1; /* conn_respond → write_out must not re-enter pushing */
     /* c->closed first: once it is set, s may be freed. */
-    while (!c->closed && !s->dead && s->credit > 0 && !w->draining && !c->close_after_write) {
+    while (!c->closed && s->credit > 0 && !w->draining && !c->close_after_write) {
         if (c->out_bytes >= cap) {
             c->push_blocked = 1;
             break;
@@ -105,9 +86,10 @@ static int pump(sub_t *s)
              * disk failed: the subscription is over; the client re-subscribes. */
             log_info("push", "#%" PRIu64 " %s: subscription %" PRIu64 " ended: %s", c->id, c->peer,
                      corr, err.msg);
-            end_sub(s);
+            end_sub(s); /* s is gone: leave the loop without looking at it */
             conn_respond(c, slot, SLUICE__API_KEY__PUSH, corr, rc, err.msg, NULL, NULL);
-            break;
+            c->push_busy = busy;
+            return c->closed ? -1 : 0;
         }
         Sluice__PushData d = SLUICE__PUSH_DATA__INIT;
         d.topic = (char *)partition_topic(s->p);
@@ -123,26 +105,11 @@ static int pump(sub_t *s)
     return c->closed ? -1 : 0;
 }
 
-void subscribe_check(worker_t *w, partition_t *p)
+/* The registry's callback: s's partition grew. */
+static void grew(watch_t *x)
 {
-    walking++;
-    for (sub_t *s = w->subs; s; s = s->wnext)
-        if (s->p == p && !s->dead && !s->c->closed) pump(s);
-    walking--;
-    if (walking) return;
-    sub_t *s = w->subs;
-    while (s) {
-        sub_t *next = s->wnext;
-        if (s->dead) free_sub(s);
-        s = next;
-    }
-}
-
-int subscribe_watching(const worker_t *w, const partition_t *p)
-{
-    for (const sub_t *s = w->subs; s; s = s->wnext)
-        if (s->p == p && !s->dead) return 1;
-    return 0;
+    sub_t *s = x->owner;
+    if (!s->c->closed) pump(s);
 }
 
 void subscribe_conn_closed(conn_t *c)
@@ -177,7 +144,7 @@ static void on_subscribe(conn_t *c, const sl_request_t *req, slot_t *slot)
     if (rc == SL_OK && find(c, corr))
         rc = sl_err_set(&err, SL_ERR_INVALID_REQUEST,
                         "correlation id %" PRIu64 " already names a subscription", corr);
-    if (rc == SL_OK) rc = dispatch_partition(c, m->topic, m->partition, 0, &p, &err);
+    if (rc == SL_OK) rc = topics_partition(c->w->b, m->topic, (int32_t)m->partition, 0, &p, &err);
     int64_t start = 0, end = 0, offset = 0;
     if (rc == SL_OK) {
         start = partition_log_start(p);
@@ -190,13 +157,18 @@ static void on_subscribe(conn_t *c, const sl_request_t *req, slot_t *slot)
     }
     sub_t *s = rc == SL_OK ? calloc(1, sizeof *s) : NULL;
     if (rc == SL_OK && !s) rc = sl_err_set(&err, SL_ERR_NOMEM, "out of memory");
+    /* Publish interest before the first read (pump below): an append in
+     * between then posts a check instead of going unnoticed. */
+    if (rc == SL_OK && watch_add(c->w, &s->watch, p, grew, s) < 0) {
+        free(s);
+        rc = sl_err_set(&err, SL_ERR_NOMEM, "out of memory");
+    }
     met_request(&c->w->m, SLUICE__API_KEY__SUBSCRIBE, rc);
     if (rc != SL_OK) {
         if (p) partition_unref(p);
         conn_respond(c, slot, SLUICE__API_KEY__SUBSCRIBE, corr, rc, err.msg, NULL, NULL);
         return;
     }
-    worker_t *w = c->w;
     s->c = c;
     s->p = p;
     s->corr = corr;
@@ -205,12 +177,6 @@ static void on_subscribe(conn_t *c, const sl_request_t *req, slot_t *slot)
     s->cnext = c->subs;
     c->subs = s;
     c->nsubs++;
-    s->wnext = w->subs;
-    if (w->subs) w->subs->wprev = s;
-    w->subs = s;
-    /* Publish interest before the first read (pump below): an append in
-     * between then posts a check instead of going unnoticed. */
-    atomic_fetch_or(partition_user_word(p), subscribe_watch_bit(w));
     Sluice__SubscribeResponse r = SLUICE__SUBSCRIBE_RESPONSE__INIT;
     r.high_watermark = end;
     r.log_start_offset = start;

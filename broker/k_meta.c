@@ -18,8 +18,8 @@
 #include "kdispatch.h"
 #include "log.h"
 #include "offsets.h"
-
-#define MAX_CREATE_PARTITIONS 10000 /* store_topic_create's own bound */
+#include "svc_produce.h"
+#include "svc_topics.h"
 
 void kafka_advertise(broker_t *b, const char *host, int port)
 {
@@ -138,16 +138,7 @@ static void metadata_topic(conn_t *c, kf_writer_t *w, int ver, const char *name,
     broker_t *b = c->w->b;
     int32_t np = 0;
     sl_err_t e;
-    int rc = store_validate_topic_name(name, &e);
-    if (rc == SL_OK) rc = store_topic_info(b->store, name, &np, NULL, NULL, &e);
-    if (rc == SL_ERR_UNKNOWN_TOPIC_OR_PARTITION && auto_create && b->conf.auto_create_topics) {
-        partition_t *p;
-        rc = dispatch_partition(c, name, 0, 1, &p, &e);
-        if (rc == SL_OK) {
-            partition_unref(p);
-            rc = store_topic_info(b->store, name, &np, NULL, NULL, &e);
-        }
-    }
+    int rc = topics_describe(b, name, auto_create, &np, &e);
     kw_i16(w, kafka_code(rc));
     kw_str(w, name);
     if (ver >= 1) kw_bool(w, strcmp(name, OFFSETS_TOPIC) == 0);
@@ -207,41 +198,21 @@ void k_metadata(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
 
 static int create_one(conn_t *c, const kf_create_topic_t *t, int validate_only, sl_err_t *e)
 {
-    broker_t *b = c->w->b;
-    int rc = store_validate_topic_name(t->name, e);
-    if (rc == SL_OK) rc = dispatch_may_write(t->name, e);
-    if (rc != SL_OK) return rc;
-    if (t->nassignments > 0)
+    if (t->nassignments > 0) /* a field of Kafka's request that one node cannot honour */
         return sl_err_set(e, SL_ERR_INVALID_REQUEST,
                           "manual replica assignments are not supported (one node)");
-    int32_t np = t->num_partitions == -1 ? (int32_t)b->conf.num_partitions : t->num_partitions;
-    if (np <= 0 || np > MAX_CREATE_PARTITIONS)
-        return sl_err_set(e, SL_ERR_INVALID_PARTITIONS, "num_partitions %d is not in 1..%d",
-                          t->num_partitions, MAX_CREATE_PARTITIONS);
-    if (t->replication_factor != -1 && t->replication_factor != 1)
-        return sl_err_set(e, SL_ERR_INVALID_REPLICATION_FACTOR,
-                          "replication factor %d: this cluster has 1 broker",
-                          t->replication_factor);
     const char **keys = sl_arena_alloc(c->arena, ((size_t)t->nconfigs + 1) * sizeof *keys);
     const char **vals = sl_arena_alloc(c->arena, ((size_t)t->nconfigs + 1) * sizeof *vals);
     if (!keys || !vals) return sl_err_set(e, SL_ERR_INVALID_REQUEST, "too many configs");
     for (int32_t i = 0; i < t->nconfigs; i++) {
-        if (!t->configs[i].value)
-            return sl_err_set(e, SL_ERR_INVALID_CONFIG, "config %s: null value",
-                              t->configs[i].name);
         keys[i] = t->configs[i].name;
         vals[i] = t->configs[i].value;
     }
-    if (validate_only) {
-        if (store_topic_info(b->store, t->name, NULL, NULL, NULL, NULL) == SL_OK)
-            return sl_err_set(e, SL_ERR_TOPIC_ALREADY_EXISTS, "topic %s already exists", t->name);
-        return SL_OK;
-    }
-    rc = store_topic_create(b->store, t->name, np, keys, vals, (size_t)t->nconfigs, e);
-    if (rc == SL_OK)
-        log_info("topics", "created topic %s with %d partitions (kafka #%" PRIu64 " %s)", t->name,
-                 np, c->id, c->peer);
-    return rc;
+    char who[96];
+    snprintf(who, sizeof who, "kafka #%" PRIu64 " %s", c->id, c->peer);
+    int64_t np = t->num_partitions == -1 ? TOPICS_DEFAULT_PARTITIONS : t->num_partitions;
+    return topics_create(c->w->b, t->name, np, t->replication_factor, keys, vals,
+                         (size_t)t->nconfigs, validate_only, who, e);
 }
 
 void k_create_topics(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
@@ -277,13 +248,10 @@ void k_delete_topics(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
     for (int32_t i = 0; i < m->nnames; i++) {
         const char *name = m->names[i];
         sl_err_t e;
-        int rc = store_validate_topic_name(name, &e);
-        if (rc == SL_OK) rc = dispatch_may_write(name, &e);
-        if (rc == SL_OK) rc = store_topic_delete(c->w->b->store, name, &e);
-        if (rc == SL_OK)
-            log_info("topics", "deleted topic %s (kafka #%" PRIu64 " %s)", name, c->id, c->peer);
-        else
-            any = rc;
+        char who[96];
+        snprintf(who, sizeof who, "kafka #%" PRIu64 " %s", c->id, c->peer);
+        int rc = topics_delete(c->w->b, name, who, &e);
+        if (rc != SL_OK) any = rc;
         kw_str(&w, name);
         kw_i16(&w, kafka_code(rc));
     }
@@ -320,7 +288,7 @@ void k_init_producer_id(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
     /* An idempotent producer (no transactional id) gets a fresh id and
      * epoch 0; transactions are not served. */
     int rc = m->transactional_id ? SL_ERR_TRANSACTIONAL_ID_NOT_FOUND : SL_OK;
-    int64_t pid = rc == SL_OK ? kafka_next_producer_id(c->w->b) : -1;
+    int64_t pid = rc == SL_OK ? produce_next_producer_id(c->w->b) : -1;
     kf_writer_t w;
     kw_init(&w, r->h.correlation_id);
     kw_i32(&w, 0);

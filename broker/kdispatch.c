@@ -3,9 +3,12 @@
 #include "kdispatch.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "batch.h"
+#include "clock.h"
 #include "dispatch.h"
 #include "log.h"
 
@@ -121,7 +124,7 @@ static void api_versions_too_new(conn_t *c, int32_t corr)
 
 void kafka_dispatch(conn_t *c, uint8_t *frame, uint32_t total)
 {
-    uint64_t t0 = now_us();
+    uint64_t t0 = sl_mono_us();
     sl_arena_reset(c->arena);
     kf_request_t r;
     sl_err_t err;
@@ -158,3 +161,31 @@ void kafka_dispatch(conn_t *c, uint8_t *frame, uint32_t total)
     }
     fn(c, s, &r, t0);
 }
+
+/* ---- the listener registry's row (protocol.h) ---- */
+
+/* u32 size | request; the size counts the request. */
+static int frame_peek(conn_t *c, const uint8_t *buf, size_t len, uint32_t max, uint32_t *total)
+{
+    (void)c;
+    int rc = kf_frame_peek(buf, len, max, total);
+    if (rc != SL_OK && rc != SL_ERR_PARTIAL) *total = len >= 4 ? sl_be32(buf) : 0;
+    return rc;
+}
+
+/* What Metadata and FindCoordinator will tell clients; then the line test
+ * harnesses wait for, before "listening on". */
+static void on_bound(broker_t *b, const char *host, int port)
+{
+    kafka_advertise(b, host, port);
+    log_info("net", "kafka protocol on %s:%d (advertised as %s:%d, node.id %lld)", host, port,
+             b->kafka_adv_host, b->kafka_adv_port, (long long)b->conf.node_id);
+}
+
+const protocol_t protocol_kafka = {
+    .name = "kafka",
+    .conf_offset = offsetof(broker_conf_t, kafka_listeners),
+    .frame_peek = frame_peek,
+    .dispatch = kafka_dispatch,
+    .on_bound = on_bound,
+};

@@ -64,16 +64,4 @@ void kafka_send(conn_t *c, slot_t *s, kf_writer_t *w, int api, int code);
 /* Counts one Kafka request of `api` that ended with `code`. */
 void kafka_count(conn_t *c, int api, int code);
 
-/* Fetch long polls (k_fetch.c): an append to p may answer waits on w; on
- * drain every wait is answered with what there is. kfetch_watching: does a
- * wait on w watch p (the worker's bit in p's watcher word stays set while
- * anything on w watches p). */
-void kfetch_waits_check(worker_t *w, partition_t *p);
-void kfetch_waits_expire_all(worker_t *w);
-int kfetch_waits_watching(const worker_t *w, const partition_t *p);
-
-/* Producer ids for InitProducerId and the per-partition sequence checks of
- * idempotent produce (k_produce.c). Any thread. */
-int64_t kafka_next_producer_id(broker_t *b);
-
 #endif

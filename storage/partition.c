@@ -296,6 +296,7 @@ int partition_append(partition_t *p, uint8_t *buf, size_t len, int64_t now_ms,
         info->last_offset = next - 1;
         info->records = records;
         info->flush_due = flush_due;
+        info->duplicate = 0;
     }
     pthread_mutex_unlock(&p->mu);
     /* The flusher tracks dirty partitions only for a finite flush policy;

@@ -87,6 +87,8 @@ typedef struct partition_append_info {
     int64_t last_offset; /* offset of the last record */
     int64_t records;
     int flush_due; /* flush.messages reached */
+    int duplicate; /* a retry of an idempotent batch already in the log: nothing was
+                      appended; the offsets are the ones it got the first time */
 } partition_append_info_t;
 
 /* Appends buf[0..len): one or more whole RecordBatch v2 batches. Each is
