@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "group.h"
 #include "kdispatch.h"
@@ -207,9 +208,8 @@ static void *housekeeping(void *arg)
         pthread_cond_timedwait(&b->hk_cv, &b->hk_mu, &ts);
         if (b->hk_stop) break;
         pthread_mutex_unlock(&b->hk_mu);
-        clock_gettime(CLOCK_REALTIME, &ts);
         store_housekeeping_t hk;
-        store_housekeep(b->store, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &hk);
+        store_housekeep(b->store, sl_wall_ms(), &hk);
         if (hk.rolled || hk.deleted)
             log_info("housekeeping", "rolled %d segments, deleted %d by retention", hk.rolled,
                      hk.deleted);

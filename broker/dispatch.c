@@ -173,7 +173,8 @@ static void h_list_offsets(conn_t *c, const sl_request_t *req)
         dispatch_reply(c, req, SL_OK, NULL, &r.base);
 }
 
-void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total)
+/* One whole frame (mutable: produce assigns offsets in place). */
+static void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total)
 {
     uint64_t t0 = sl_mono_us();
     sl_arena_reset(c->arena);

@@ -1,5 +1,6 @@
 /* dispatch.h — request handling for Sluice's protocol: one decoded frame in,
- * a response slot filled now or later. Worker thread only.
+ * a response slot filled now or later. Worker thread only. Frames arrive
+ * through the listener registry's row (protocol_sluice, dispatch.c).
  *
  * Handlers never keep pointers into the frame (it lives in a reused buffer)
  * or into the decode arena (reset per request): asynchronous work copies
@@ -11,10 +12,6 @@
 #include <stdint.h>
 
 #include "conn.h"
-
-/* Decodes and handles one whole frame (mutable: produce assigns offsets in
- * place). */
-void dispatch_frame(conn_t *c, uint8_t *frame, uint32_t total);
 
 /* Handlers, by request type (h_produce.c, h_fetch.c, dispatch.c). */
 void h_produce(conn_t *c, const sl_request_t *req, uint64_t t0_us);

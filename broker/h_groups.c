@@ -16,26 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "dispatch.h"
 #include "group.h"
 #include "log.h"
 #include "offsets.h"
 
 #define MAX_FETCH_PARTITIONS 10000 /* partitions named in one OffsetFetch */
-
-static int64_t mono_ms(void)
-{
-    return (int64_t)reactor_clock_ms();
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int valid_group(conn_t *c, const sl_request_t *req, const char *id)
 {
@@ -248,7 +236,7 @@ static void h_join(conn_t *c, const sl_request_t *req)
                          .mode = GRP_MODE_BROKER,
                          .protocols = &proto,
                          .nprotocols = 1};
-    grp_join(b->groups, &jr, mono_ms(), join_done, gw);
+    grp_join(b->groups, &jr, (int64_t)sl_mono_ms(), join_done, gw);
     free(sub);
 }
 
@@ -258,15 +246,16 @@ static void h_sync(conn_t *c, const sl_request_t *req)
     if (!valid_group(c, req, m->group_id)) return;
     gwait_t *gw = gwait_new(c, req);
     if (gw)
-        grp_sync(c->w->b->groups, m->group_id, m->generation_id, m->member_id, NULL, 0, mono_ms(),
-                 sync_done, gw);
+        grp_sync(c->w->b->groups, m->group_id, m->generation_id, m->member_id, NULL, 0,
+                 (int64_t)sl_mono_ms(), sync_done, gw);
 }
 
 static void h_heartbeat(conn_t *c, const sl_request_t *req)
 {
     DISPATCH_DECODE(Sluice__HeartbeatRequest, m, sluice__heartbeat_request__descriptor);
     if (!valid_group(c, req, m->group_id)) return;
-    int rc = grp_heartbeat(c->w->b->groups, m->group_id, m->generation_id, m->member_id, mono_ms());
+    int rc = grp_heartbeat(c->w->b->groups, m->group_id, m->generation_id, m->member_id,
+                           (int64_t)sl_mono_ms());
     Sluice__HeartbeatResponse r = SLUICE__HEARTBEAT_RESPONSE__INIT;
     dispatch_reply(c, req, rc,
                    rc == SL_ERR_REBALANCE_IN_PROGRESS ? "the group is rebalancing: rejoin"
@@ -279,7 +268,7 @@ static void h_leave(conn_t *c, const sl_request_t *req)
 {
     DISPATCH_DECODE(Sluice__LeaveGroupRequest, m, sluice__leave_group_request__descriptor);
     if (!valid_group(c, req, m->group_id)) return;
-    int rc = grp_leave(c->w->b->groups, m->group_id, m->member_id, mono_ms());
+    int rc = grp_leave(c->w->b->groups, m->group_id, m->member_id, (int64_t)sl_mono_ms());
     Sluice__LeaveGroupResponse r = SLUICE__LEAVE_GROUP_RESPONSE__INIT;
     dispatch_reply(c, req, rc, rc ? sl_code_name(rc) : NULL, rc ? NULL : &r.base);
 }
@@ -318,7 +307,8 @@ static void h_commit(conn_t *c, const sl_request_t *req)
                        NULL);
         return;
     }
-    int rc = grp_commit_check(b->groups, m->group_id, m->generation_id, m->member_id, mono_ms());
+    int rc = grp_commit_check(b->groups, m->group_id, m->generation_id, m->member_id,
+                              (int64_t)sl_mono_ms());
     if (rc != SL_OK) {
         dispatch_reply(c, req, rc,
                        rc == SL_ERR_REBALANCE_IN_PROGRESS ? "the group is rebalancing: rejoin"
@@ -373,7 +363,7 @@ static void h_commit(conn_t *c, const sl_request_t *req)
     }
     gw->flush_pending = 1;
     c->w->pending_flushes++; /* shutdown waits for the fdatasync, as for acks=all */
-    rc = offsets_commit(b->offsets, m->group_id, e, ne, wall_ms(), committed, gw, &err);
+    rc = offsets_commit(b->offsets, m->group_id, e, ne, sl_wall_ms(), committed, gw, &err);
     free(e);
     if (rc != SL_OK) {
         c->w->pending_flushes--;
@@ -647,7 +637,7 @@ int groups_start(broker_t *b, char *errbuf, size_t errlen)
 static void tick(void *arg)
 {
     broker_t *b = arg;
-    grp_tick(b->groups, mono_ms());
+    grp_tick(b->groups, (int64_t)sl_mono_ms());
     reactor_timer_start(b->workers[0].r, &b->groups_timer, 100);
 }
 

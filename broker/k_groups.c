@@ -20,25 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "dispatch.h"
 #include "group.h"
 #include "kdispatch.h"
 #include "log.h"
 #include "offsets.h"
-
-static int64_t mono_ms(void)
-{
-    return (int64_t)reactor_clock_ms();
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int valid_group(const char *id)
 {
@@ -211,7 +199,7 @@ void k_join_group(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
                          .mode = GRP_MODE_CLIENT,
                          .protocols = protos,
                          .nprotocols = (size_t)m->nprotocols};
-    grp_join(c->w->b->groups, &jr, mono_ms(), join_done, g);
+    grp_join(c->w->b->groups, &jr, (int64_t)sl_mono_ms(), join_done, g);
     free(protos);
 }
 
@@ -263,7 +251,7 @@ void k_sync_group(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
                                           .bytes = m->assignments[i].assignment,
                                           .len = (size_t)m->assignments[i].assignment_len};
     grp_sync(c->w->b->groups, m->group_id, m->generation_id, m->member_id, as,
-             (size_t)m->nassignments, mono_ms(), sync_done, g);
+             (size_t)m->nassignments, (int64_t)sl_mono_ms(), sync_done, g);
     free(as);
 }
 
@@ -271,9 +259,10 @@ void k_heartbeat(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
 {
     (void)t0_us;
     kf_heartbeat_req_t *m = &r->u.heartbeat;
-    int rc = valid_group(m->group_id) ? grp_heartbeat(c->w->b->groups, m->group_id,
-                                                      m->generation_id, m->member_id, mono_ms())
-                                      : SL_ERR_INVALID_GROUP_ID;
+    int rc = valid_group(m->group_id)
+                 ? grp_heartbeat(c->w->b->groups, m->group_id, m->generation_id, m->member_id,
+                                 (int64_t)sl_mono_ms())
+                 : SL_ERR_INVALID_GROUP_ID;
     kf_writer_t w;
     kw_init(&w, r->h.correlation_id);
     if (r->h.api_version >= 1) kw_i32(&w, 0);
@@ -286,7 +275,7 @@ void k_leave_group(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
     (void)t0_us;
     kf_leave_group_req_t *m = &r->u.leave_group;
     int rc = valid_group(m->group_id)
-                 ? grp_leave(c->w->b->groups, m->group_id, m->member_id, mono_ms())
+                 ? grp_leave(c->w->b->groups, m->group_id, m->member_id, (int64_t)sl_mono_ms())
                  : SL_ERR_INVALID_GROUP_ID;
     /* librdkafka 2.0.2 reads LeaveGroup v1's error where throttle_time_ms
      * is (kafka-protocol.md §3.9): throttle 0 reads as "no error". */
@@ -342,11 +331,11 @@ void k_offset_commit(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
         conn_close(c, "out of memory");
         return;
     }
-    int group_rc =
-        !valid_group(m->group_id) ? SL_ERR_INVALID_GROUP_ID
-        : n > OFFSETS_MAX_ENTRIES
-            ? SL_ERR_INVALID_REQUEST
-            : grp_commit_check(b->groups, m->group_id, m->generation_id, m->member_id, mono_ms());
+    int group_rc = !valid_group(m->group_id) ? SL_ERR_INVALID_GROUP_ID
+                   : n > OFFSETS_MAX_ENTRIES
+                       ? SL_ERR_INVALID_REQUEST
+                       : grp_commit_check(b->groups, m->group_id, m->generation_id, m->member_id,
+                                          (int64_t)sl_mono_ms());
     /* The response is written now with a placeholder per partition; the
      * codes are filled in once the commit is durable (or failed). */
     kw_init(&g->w, r->h.correlation_id);
@@ -391,7 +380,7 @@ void k_offset_commit(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
     g->flush_pending = 1;
     c->w->pending_flushes++; /* shutdown waits for the fdatasync, as for acks=all */
     sl_err_t err;
-    int rc = offsets_commit(b->offsets, m->group_id, e, ne, wall_ms(), committed, g, &err);
+    int rc = offsets_commit(b->offsets, m->group_id, e, ne, sl_wall_ms(), committed, g, &err);
     free(e);
     if (rc != SL_OK) {
         log_warn("kafka", "OffsetCommit for group %s: %s", m->group_id, err.msg);

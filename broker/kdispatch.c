@@ -122,7 +122,8 @@ static void api_versions_too_new(conn_t *c, int32_t corr)
     kafka_send(c, s, &w, KF_API_VERSIONS, SL_ERR_UNSUPPORTED_VERSION);
 }
 
-void kafka_dispatch(conn_t *c, uint8_t *frame, uint32_t total)
+/* One whole frame (mutable: Produce assigns offsets in place). */
+static void kafka_dispatch(conn_t *c, uint8_t *frame, uint32_t total)
 {
     uint64_t t0 = sl_mono_us();
     sl_arena_reset(c->arena);

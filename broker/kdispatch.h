@@ -27,10 +27,6 @@
 #include "conn.h"
 #include "kafka.h"
 
-/* Decodes and handles one whole Kafka frame (mutable: Produce assigns
- * offsets in place). */
-void kafka_dispatch(conn_t *c, uint8_t *frame, uint32_t total);
-
 /* Handlers. `s` is the response slot (NULL only for Produce, which takes
  * its own unless acks=0); t0_us is when the request was read. */
 typedef void (*k_handler_fn)(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us);

@@ -40,7 +40,9 @@ struct offsets {
     pthread_mutex_t mu;
     ogroup_t **groups;
     size_t ngroups, cap;
-    offsets_stats_t st;
+    struct {
+        uint64_t replayed, skipped; /* records applied and not decoded at open (logged) */
+    } st;
     int created; /* [mu] the internal topic exists */
 };
 
@@ -448,7 +450,6 @@ static void synced(void *arg, int code, int64_t durable)
         for (size_t i = 0; i < c->n; i++)
             table_set(o, c->group, c->e[i].topic, c->e[i].partition, c->e[i].offset,
                       c->e[i].metadata, c->base_log_offset + (int64_t)i, 0);
-        o->st.commits++;
         pthread_mutex_unlock(&o->mu);
     }
     offsets_done_fn done = c->done;
@@ -600,11 +601,4 @@ int offsets_groups(offsets_t *o, char ***names, size_t *n)
     }
     pthread_mutex_unlock(&o->mu);
     return rc;
-}
-
-void offsets_get_stats(offsets_t *o, offsets_stats_t *st)
-{
-    pthread_mutex_lock(&o->mu);
-    *st = o->st;
-    pthread_mutex_unlock(&o->mu);
 }

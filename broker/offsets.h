@@ -98,14 +98,6 @@ void offsets_items_free(offsets_item_t *items, size_t n);
  * malloc'd strings (store_names_free). */
 int offsets_groups(offsets_t *o, char ***names, size_t *n);
 
-typedef struct offsets_stats {
-    uint64_t replayed; /* records applied at open */
-    uint64_t skipped;  /* records that did not decode */
-    uint64_t commits;  /* durable commits since open */
-} offsets_stats_t;
-
-void offsets_get_stats(offsets_t *o, offsets_stats_t *st);
-
 /* Encodes/decodes one record's key and value (for tests and tools).
  * decode returns SL_OK or SL_ERR_INVALID_RECORD; strings are malloc'd. */
 typedef struct offsets_record {

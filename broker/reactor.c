@@ -1,5 +1,7 @@
 #include "reactor.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -36,14 +38,11 @@ struct reactor {
     taskq_t deferred;
     reactor_timer_t **heap;
     size_t nheap, capheap;
-    reactor_stats_t st;
 };
 
 uint64_t reactor_clock_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return sl_mono_ms();
 }
 
 static int q_push(taskq_t *q, reactor_task_fn fn, void *arg)
@@ -123,7 +122,6 @@ int reactor_add(reactor_t *r, reactor_handle_t *h, uint32_t interest)
     h->interest = interest;
     h->dead = 0;
     struct epoll_event ev = {.events = to_epoll(r, interest), .data.ptr = h};
-    r->st.epoll_ctl++;
     return epoll_ctl(r->epfd, EPOLL_CTL_ADD, h->fd, &ev) < 0 ? -errno : 0;
 }
 
@@ -135,14 +133,12 @@ int reactor_mod(reactor_t *r, reactor_handle_t *h, uint32_t interest)
     }
     h->interest = interest;
     struct epoll_event ev = {.events = to_epoll(r, interest), .data.ptr = h};
-    r->st.epoll_ctl++;
     return epoll_ctl(r->epfd, EPOLL_CTL_MOD, h->fd, &ev) < 0 ? -errno : 0;
 }
 
 int reactor_del(reactor_t *r, reactor_handle_t *h)
 {
     h->dead = 1;
-    r->st.epoll_ctl++;
     return epoll_ctl(r->epfd, EPOLL_CTL_DEL, h->fd, NULL) < 0 ? -errno : 0;
 }
 
@@ -287,7 +283,6 @@ static void run_nodes(reactor_t *r)
     pthread_mutex_unlock(&r->mu);
     while (t) {
         reactor_task_t *next = t->next; /* fn may free t */
-        r->st.tasks++;
         t->fn(t->arg);
         t = next;
     }
@@ -311,11 +306,6 @@ uint64_t reactor_now_ms(reactor_t *r)
     return r->now_ms;
 }
 
-void reactor_get_stats(reactor_t *r, reactor_stats_t *st)
-{
-    *st = r->st;
-}
-
 static void run_queue(reactor_t *r, taskq_t *q, int locked)
 {
     /* Swap the queue out so tasks may queue more (they run next round). */
@@ -325,7 +315,6 @@ static void run_queue(reactor_t *r, taskq_t *q, int locked)
     memset(q, 0, sizeof *q);
     if (locked) pthread_mutex_unlock(&r->mu);
     for (size_t i = 0; i < mine.n; i++) mine.v[i].fn(mine.v[i].arg);
-    r->st.tasks += mine.n;
     /* Keep the larger buffer for reuse. */
     if (locked) pthread_mutex_lock(&r->mu);
     if (q->v == NULL) {
@@ -364,8 +353,6 @@ int reactor_run(reactor_t *r)
             return -errno;
         }
         r->now_ms = reactor_clock_ms();
-        r->st.wakeups++;
-        r->st.events += (uint64_t)n;
         for (int i = 0; i < n; i++) {
             reactor_handle_t *h = evs[i].data.ptr;
             if (h->dead) continue;
@@ -381,7 +368,6 @@ int reactor_run(reactor_t *r)
         while (r->nheap > 0 && r->heap[0]->deadline_ms <= r->now_ms) {
             reactor_timer_t *t = r->heap[0];
             reactor_timer_stop(r, t);
-            r->st.timers++;
             t->fn(t->arg);
         }
         run_queue(r, &r->deferred, 0);

@@ -118,9 +118,4 @@ void reactor_stop(reactor_t *r);
 uint64_t reactor_now_ms(reactor_t *r);
 uint64_t reactor_clock_ms(void);
 
-typedef struct reactor_stats {
-    uint64_t wakeups, events, tasks, timers, epoll_ctl;
-} reactor_stats_t;
-void reactor_get_stats(reactor_t *r, reactor_stats_t *st);
-
 #endif

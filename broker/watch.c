@@ -124,11 +124,6 @@ void watch_del(worker_t *w, watch_t *x)
     if (!e->head && !e->walking) entry_free(w, e);
 }
 
-partition_t *watch_partition(const watch_t *x)
-{
-    return x->e ? x->e->p : NULL;
-}
-
 void watch_notify(worker_t *w, partition_t *p)
 {
     watch_entry_t *e = find(&w->watches, p);

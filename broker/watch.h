@@ -66,9 +66,6 @@ int watch_add(worker_t *w, watch_t *x, partition_t *p, watch_fn fn, void *owner)
  * word when it was the worker's last watch on p. */
 void watch_del(worker_t *w, watch_t *x);
 
-/* The partition x watches (x registered). */
-partition_t *watch_partition(const watch_t *x);
-
 /* Calls fn of every watch of w on p. fn may add and delete watches. */
 void watch_notify(worker_t *w, partition_t *p);
 
