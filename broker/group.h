@@ -24,9 +24,9 @@
  *  - GRP_MODE_BROKER (Sluice's protocol): each member's protocol metadata is
  *    a Kafka consumer Subscription (grp_subscription_encode,
  *    proto/consumer_proto.h); at completion the coordinator runs the chosen
- *    assignor ("range" or "roundrobin") over the partitions of the
- *    subscribed topics and stores each member's Assignment; SyncGroup just
- *    returns it.
+ *    assignor ("range" or "roundrobin", assign.h) over the partitions of
+ *    the subscribed topics and stores each member's Assignment; SyncGroup
+ *    just returns it.
  *  - GRP_MODE_CLIENT (the Kafka listener): metadata and assignments are
  *    opaque bytes; the leader gets every member's metadata in its join
  *    result and sends the assignments in its SyncGroup; the coordinator
@@ -58,16 +58,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "assign.h"         /* the assignors, grp_partitions_fn */
 #include "consumer_proto.h" /* grp_subscription_*, grp_assignment_*, grp_assign_t */
 
-/* Hard bounds on what a request can make the coordinator hold (the topics
- * of one subscription: GRP_MAX_TOPICS, consumer_proto.h). */
+/* Hard bounds on what a request can make the coordinator hold (and, with
+ * the code they bound: GRP_MAX_TOPICS, the topics of one subscription, in
+ * consumer_proto.h; GRP_MAX_ASSIGNED, the partitions of one broker-side
+ * assignment, in assign.h). */
 #define GRP_MAX_ID        255     /* group id, member id, client id, protocol name (bytes) */
 #define GRP_MAX_MEMBERS   1000    /* per group */
 #define GRP_MAX_GROUPS    10000   /* live groups in memory */
 #define GRP_MAX_PROTOCOLS 16      /* candidate protocols per JoinGroup */
 #define GRP_MAX_METADATA  65536   /* bytes of one member's metadata or assignment */
-#define GRP_MAX_ASSIGNED  100000  /* partitions a broker-side assignment may hand out */
 #define GRP_MAX_REBALANCE 1800000 /* rebalance_timeout_ms is clamped to this */
 
 typedef struct grp_coord grp_coord_t;
@@ -88,11 +90,6 @@ typedef struct grp_conf {
     int64_t initial_delay_ms; /* group.initial.rebalance.delay.ms: an Empty group's
                                  first rebalance waits this long for more members */
 } grp_conf_t;
-
-/* Partition count of `topic`, or 0 when it does not exist (broker mode's
- * assignors call it with the coordinator mutex held: it must not call back
- * into the coordinator). */
-typedef int32_t (*grp_partitions_fn)(void *arg, const char *topic);
 
 /* One candidate protocol of a JoinGroup: a name ("range") and the member's
  * metadata for it (broker mode: a Subscription). Views; copied. */
@@ -151,7 +148,9 @@ typedef struct grp_member_assignment {
     size_t len;
 } grp_member_assignment_t;
 
-/* NULL on ENOMEM. partitions/arg: see grp_partitions_fn. */
+/* NULL on ENOMEM. partitions(arg, topic) (assign.h) gives the broker-mode
+ * assignors their partition counts; it runs with the coordinator mutex
+ * held, so it must not call back into the coordinator. */
 grp_coord_t *grp_new(const grp_conf_t *conf, grp_partitions_fn partitions, void *arg);
 
 /* Answers every parked request with REBALANCE_IN_PROGRESS ("broker shutting
@@ -240,33 +239,6 @@ int grp_describe(grp_coord_t *g, const char *group_id, grp_desc_t *out);
 void grp_desc_free(grp_desc_t *d);
 
 const char *grp_state_name(grp_state_t s);
-
-/* ---- assignors (pure) ----------------------------------------------------------
- * Members are taken in member-id order, topics in name order; topics the
- * partitions callback reports as 0 are skipped. out[i] (zeroed by the
- * caller, n of them) receives member i's assignment; every partition of
- * every subscribed topic goes to exactly one subscriber. Returns SL_OK,
- * SL_ERR_NOMEM, or SL_ERR_INVALID_REQUEST past GRP_MAX_ASSIGNED.
- *  range:      per topic, subscribers get consecutive ranges; the first
- *              (partitions % subscribers) get one more (Kafka's RangeAssignor).
- *  roundrobin: all topic-partitions in order dealt one by one to the
- *              subscribers in turn (Kafka's RoundRobinAssignor). */
-typedef struct grp_assignor_member {
-    const char *member_id;
-    char **topics;
-    size_t ntopics;
-} grp_assignor_member_t;
-
-typedef int (*grp_assignor_fn)(const grp_assignor_member_t *m, size_t n, grp_partitions_fn parts,
-                               void *arg, grp_assign_t *out);
-
-int grp_assign_range(const grp_assignor_member_t *m, size_t n, grp_partitions_fn parts, void *arg,
-                     grp_assign_t *out);
-int grp_assign_roundrobin(const grp_assignor_member_t *m, size_t n, grp_partitions_fn parts,
-                          void *arg, grp_assign_t *out);
-
-/* The assignor for a name ("range", "roundrobin"), or NULL. */
-grp_assignor_fn grp_assignor(const char *name);
 
 /* ---- broker glue (h_groups.c) ------------------------------------------------- */
 
