@@ -1426,8 +1426,14 @@ static void test_plain_and_views(void)
     kw_i16(&w, 1);
     b = kw_take(&w, &len);
     CHECK_FATAL(b != NULL);
-    static const uint8_t want[] = {0, 3, 'a',  'b',  'c',  0xff, 0xff, 0, 0, 0, 3, 9,
-                                   8, 7, 0xff, 0xff, 0xff, 0xff, 0,    0, 0, 2, 0, 1};
+    static const uint8_t want[] = {
+        0,    3,    'a',  'b',  'c',       /* "abc", no frame header before it */
+        0xff, 0xff,                        /* null string */
+        0,    0,    0,    3,    9,   8, 7, /* bytes */
+        0xff, 0xff, 0xff, 0xff,            /* null bytes */
+        0,    0,    0,    2,               /* count */
+        0,    1,                           /* i16 1 */
+    };
     CHECK_EQ_INT(len, sizeof want);
     CHECK(memcmp(b, want, sizeof want) == 0);
 
