@@ -22,10 +22,11 @@
  *
  * Two assignment modes share everything else:
  *  - GRP_MODE_BROKER (Sluice's protocol): each member's protocol metadata is
- *    a Kafka consumer Subscription (grp_subscription_encode); at completion
- *    the coordinator runs the chosen assignor ("range" or "roundrobin") over
- *    the partitions of the subscribed topics and stores each member's
- *    Assignment; SyncGroup just returns it.
+ *    a Kafka consumer Subscription (grp_subscription_encode,
+ *    proto/consumer_proto.h); at completion the coordinator runs the chosen
+ *    assignor ("range" or "roundrobin", assign.h) over the partitions of
+ *    the subscribed topics and stores each member's Assignment; SyncGroup
+ *    just returns it.
  *  - GRP_MODE_CLIENT (the Kafka listener): metadata and assignments are
  *    opaque bytes; the leader gets every member's metadata in its join
  *    result and sends the assignments in its SyncGroup; the coordinator
@@ -57,14 +58,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Hard bounds on what a request can make the coordinator hold. */
+#include "assign.h"         /* the assignors, grp_partitions_fn */
+#include "consumer_proto.h" /* grp_subscription_*, grp_assignment_*, grp_assign_t */
+
+/* Hard bounds on what a request can make the coordinator hold (and, with
+ * the code they bound: GRP_MAX_TOPICS, the topics of one subscription, in
+ * consumer_proto.h; GRP_MAX_ASSIGNED, the partitions of one broker-side
+ * assignment, in assign.h). */
 #define GRP_MAX_ID        255     /* group id, member id, client id, protocol name (bytes) */
 #define GRP_MAX_MEMBERS   1000    /* per group */
 #define GRP_MAX_GROUPS    10000   /* live groups in memory */
 #define GRP_MAX_PROTOCOLS 16      /* candidate protocols per JoinGroup */
 #define GRP_MAX_METADATA  65536   /* bytes of one member's metadata or assignment */
-#define GRP_MAX_TOPICS    1000    /* topics of one subscription */
-#define GRP_MAX_ASSIGNED  100000  /* partitions a broker-side assignment may hand out */
 #define GRP_MAX_REBALANCE 1800000 /* rebalance_timeout_ms is clamped to this */
 
 typedef struct grp_coord grp_coord_t;
@@ -85,11 +90,6 @@ typedef struct grp_conf {
     int64_t initial_delay_ms; /* group.initial.rebalance.delay.ms: an Empty group's
                                  first rebalance waits this long for more members */
 } grp_conf_t;
-
-/* Partition count of `topic`, or 0 when it does not exist (broker mode's
- * assignors call it with the coordinator mutex held: it must not call back
- * into the coordinator). */
-typedef int32_t (*grp_partitions_fn)(void *arg, const char *topic);
 
 /* One candidate protocol of a JoinGroup: a name ("range") and the member's
  * metadata for it (broker mode: a Subscription). Views; copied. */
@@ -148,7 +148,9 @@ typedef struct grp_member_assignment {
     size_t len;
 } grp_member_assignment_t;
 
-/* NULL on ENOMEM. partitions/arg: see grp_partitions_fn. */
+/* NULL on ENOMEM. partitions(arg, topic) (assign.h) gives the broker-mode
+ * assignors their partition counts; it runs with the coordinator mutex
+ * held, so it must not call back into the coordinator. */
 grp_coord_t *grp_new(const grp_conf_t *conf, grp_partitions_fn partitions, void *arg);
 
 /* Answers every parked request with REBALANCE_IN_PROGRESS ("broker shutting
@@ -237,67 +239,6 @@ int grp_describe(grp_coord_t *g, const char *group_id, grp_desc_t *out);
 void grp_desc_free(grp_desc_t *d);
 
 const char *grp_state_name(grp_state_t s);
-
-/* ---- Kafka ConsumerProtocol encodings (pure) ---------------------------------
- * Subscription v0: i16 version | [string topic] (i32 count) | bytes user_data
- * Assignment v0:   i16 version | [string topic, [i32 partition]] | bytes user_data
- * Strings are i16 length + bytes; bytes are i32 length (-1 null). Decoders
- * accept any version ≥ 0 and ignore fields after the ones above (v1+ add
- * fields at the end). */
-
-/* Encodes topics[0..n) into a malloc'd buffer; NULL on ENOMEM. */
-uint8_t *grp_subscription_encode(const char *const *topics, size_t n, size_t *len);
-
-/* Decodes into a malloc'd array of malloc'd strings (grp_strings_free).
- * SL_OK or SL_ERR_INVALID_REQUEST (malformed, or more than GRP_MAX_TOPICS). */
-int grp_subscription_decode(const uint8_t *b, size_t len, char ***topics, size_t *n);
-void grp_strings_free(char **s, size_t n);
-
-/* One topic's partitions in an assignment. */
-typedef struct grp_tp {
-    char *topic;
-    int32_t *parts;
-    size_t nparts;
-} grp_tp_t;
-
-typedef struct grp_assign {
-    grp_tp_t *topics;
-    size_t ntopics;
-} grp_assign_t;
-
-uint8_t *grp_assignment_encode(const grp_assign_t *a, size_t *len);
-/* SL_OK or SL_ERR_INVALID_REQUEST; *out owned by the caller
- * (grp_assign_free, also after an error). An empty buffer is an empty
- * assignment. */
-int grp_assignment_decode(const uint8_t *b, size_t len, grp_assign_t *out);
-void grp_assign_free(grp_assign_t *a);
-
-/* ---- assignors (pure) ----------------------------------------------------------
- * Members are taken in member-id order, topics in name order; topics the
- * partitions callback reports as 0 are skipped. out[i] (zeroed by the
- * caller, n of them) receives member i's assignment; every partition of
- * every subscribed topic goes to exactly one subscriber. Returns SL_OK,
- * SL_ERR_NOMEM, or SL_ERR_INVALID_REQUEST past GRP_MAX_ASSIGNED.
- *  range:      per topic, subscribers get consecutive ranges; the first
- *              (partitions % subscribers) get one more (Kafka's RangeAssignor).
- *  roundrobin: all topic-partitions in order dealt one by one to the
- *              subscribers in turn (Kafka's RoundRobinAssignor). */
-typedef struct grp_assignor_member {
-    const char *member_id;
-    char **topics;
-    size_t ntopics;
-} grp_assignor_member_t;
-
-typedef int (*grp_assignor_fn)(const grp_assignor_member_t *m, size_t n, grp_partitions_fn parts,
-                               void *arg, grp_assign_t *out);
-
-int grp_assign_range(const grp_assignor_member_t *m, size_t n, grp_partitions_fn parts, void *arg,
-                     grp_assign_t *out);
-int grp_assign_roundrobin(const grp_assignor_member_t *m, size_t n, grp_partitions_fn parts,
-                          void *arg, grp_assign_t *out);
-
-/* The assignor for a name ("range", "roundrobin"), or NULL. */
-grp_assignor_fn grp_assignor(const char *name);
 
 /* ---- broker glue (h_groups.c) ------------------------------------------------- */
 

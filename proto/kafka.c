@@ -771,7 +771,7 @@ int kf_request_decode(uint8_t *frame, uint32_t total, sl_arena_t *a, kf_request_
     return SL_OK;
 }
 
-/* ---- response writer ------------------------------------------------------ */
+/* ---- writer --------------------------------------------------------------- */
 
 #define KW_INITIAL_CAP 256
 
@@ -799,9 +799,14 @@ static bool kw_room(kf_writer_t *w, size_t n)
     return true;
 }
 
-void kw_init(kf_writer_t *w, int32_t correlation_id)
+void kw_init_plain(kf_writer_t *w)
 {
     memset(w, 0, sizeof *w);
+}
+
+void kw_init(kf_writer_t *w, int32_t correlation_id)
+{
+    kw_init_plain(w);
     kw_i32(w, 0); /* the size, patched by kw_finish */
     kw_i32(w, correlation_id);
 }
@@ -900,6 +905,21 @@ int kw_finish(kf_writer_t *w, uint64_t extra)
     return -1;
 }
 
+uint8_t *kw_take(kf_writer_t *w, size_t *len)
+{
+    /* Callers tell failure by NULL, so an empty result is a real buffer. */
+    if (!w->buf) kw_room(w, 1);
+    if (w->oom) {
+        kw_free(w);
+        *len = 0;
+        return NULL;
+    }
+    uint8_t *b = w->buf;
+    *len = w->len;
+    memset(w, 0, sizeof *w);
+    return b;
+}
+
 void kw_free(kf_writer_t *w)
 {
     free(w->buf);
@@ -929,5 +949,38 @@ int kr_i64(const uint8_t **p, const uint8_t *end, int64_t *v)
     if (end - *p < 8) return -1;
     *v = (int64_t)sl_be64(*p);
     *p += 8;
+    return 0;
+}
+
+int kr_str(const uint8_t **p, const uint8_t *end, const char **s, int16_t *n)
+{
+    const uint8_t *q = *p;
+    int16_t len;
+    if (kr_i16(&q, end, &len) != 0 || len < -1 || end - q < len) return -1;
+    *s = len < 0 ? NULL : (const char *)q;
+    *n = len;
+    *p = q + (len < 0 ? 0 : len);
+    return 0;
+}
+
+int kr_bytes(const uint8_t **p, const uint8_t *end, const uint8_t **b, int32_t *n)
+{
+    const uint8_t *q = *p;
+    int32_t len;
+    if (kr_i32(&q, end, &len) != 0 || len < -1 || end - q < len) return -1;
+    *b = len < 0 ? NULL : q;
+    *n = len;
+    *p = q + (len < 0 ? 0 : len);
+    return 0;
+}
+
+int kr_count(const uint8_t **p, const uint8_t *end, size_t min_size, int32_t *n)
+{
+    const uint8_t *q = *p;
+    int32_t v;
+    if (kr_i32(&q, end, &v) != 0 || v < 0 || (uint64_t)v * min_size > (uint64_t)(end - q))
+        return -1;
+    *n = v;
+    *p = q;
     return 0;
 }

@@ -340,12 +340,14 @@ typedef struct kf_request {
 int kf_request_decode(uint8_t *frame, uint32_t total, sl_arena_t *a, kf_request_t *out,
                       sl_err_t *err);
 
-/* ---- response writer ------------------------------------------------------ */
+/* ---- writer --------------------------------------------------------------- */
 
-/* A growable buffer for a response. Starts with the 4-byte size and the
- * correlation id (response header v0); kw_finish() patches the size. A
- * failed allocation sets `oom` and makes every later call a no-op, so a
- * caller checks once at the end. */
+/* A growable buffer in Kafka's encoding. kw_init starts a response: the
+ * 4-byte size and the correlation id (response header v0), the size
+ * patched by kw_finish(). kw_init_plain starts bare bytes (no frame) that
+ * travel inside another message, handed over by kw_take(). A failed
+ * allocation sets `oom` and makes every later call a no-op, so a caller
+ * checks once at the end. */
 typedef struct kf_writer {
     uint8_t *buf; /* malloc'd; the caller takes it after kw_finish */
     size_t len, cap;
@@ -354,6 +356,10 @@ typedef struct kf_writer {
 
 /* Starts a response: reserves the size, writes the correlation id. */
 void kw_init(kf_writer_t *w, int32_t correlation_id);
+/* Starts an empty buffer with no frame header (e.g. the ConsumerProtocol
+ * bytes of JoinGroup metadata and SyncGroup assignments); finish it with
+ * kw_take, not kw_finish. */
+void kw_init_plain(kf_writer_t *w);
 void kw_i8(kf_writer_t *w, int8_t v);
 void kw_i16(kf_writer_t *w, int16_t v);
 void kw_i32(kf_writer_t *w, int32_t v);
@@ -376,12 +382,32 @@ void kw_patch_i32(kf_writer_t *w, size_t pos, int32_t v);
  * or -1 after an allocation failure or for a size above INT32_MAX (the
  * buffer is then freed). */
 int kw_finish(kf_writer_t *w, uint64_t extra);
+/* Hands over what a kw_init_plain writer holds: a malloc'd buffer the
+ * caller frees (not NULL even when empty) and its length in *len; NULL
+ * after an allocation failure, the buffer then freed. Either way the
+ * writer is left empty. */
+uint8_t *kw_take(kf_writer_t *w, size_t *len);
 void kw_free(kf_writer_t *w);
 
-/* Reader helpers for clients and tests (decoding responses): each returns
- * 0 and advances *p, or -1 when fewer than the needed bytes remain. */
+/* ---- reader helpers ---------------------------------------------------------
+ * For bytes that are not a request frame: responses (clients, tests) and
+ * byte strings carried inside messages (ConsumerProtocol). No allocation,
+ * no error text: each returns 0 and advances *p, or -1 and leaves *p
+ * alone. Views point into the caller's buffer. */
+
+/* -1 when fewer than the needed bytes remain. */
 int kr_i16(const uint8_t **p, const uint8_t *end, int16_t *v);
 int kr_i32(const uint8_t **p, const uint8_t *end, int32_t *v);
 int kr_i64(const uint8_t **p, const uint8_t *end, int64_t *v);
+/* string: *s views its bytes (not NUL-terminated; they may hold a NUL) and
+ * *n counts them; null gives *s NULL and *n -1. -1 for a length below -1
+ * or bytes past end. */
+int kr_str(const uint8_t **p, const uint8_t *end, const char **s, int16_t *n);
+/* bytes: the same with an int32 length. */
+int kr_bytes(const uint8_t **p, const uint8_t *end, const uint8_t **b, int32_t *n);
+/* An array count: -1 when negative (a caller that allows a null array reads
+ * kr_i32 itself) or when count * min_size exceeds the bytes left, so that
+ * a hostile count fails before anything is allocated for it. */
+int kr_count(const uint8_t **p, const uint8_t *end, size_t min_size, int32_t *n);
 
 #endif

@@ -1405,6 +1405,87 @@ static void test_writer(void)
     kw_free(&w);
 }
 
+/* The frame-less writer and the view readers (ConsumerProtocol's bytes). */
+static void test_plain_and_views(void)
+{
+    kf_writer_t w;
+    size_t len = 99;
+    kw_init_plain(&w);
+    uint8_t *b = kw_take(&w, &len);
+    CHECK(b != NULL && len == 0); /* empty, but not a failure */
+    CHECK(w.buf == NULL && w.len == 0);
+    free(b);
+
+    static const uint8_t raw[] = {9, 8, 7};
+    kw_init_plain(&w);
+    kw_str(&w, "abc");
+    kw_str(&w, NULL);
+    kw_bytes(&w, raw, 3);
+    kw_bytes(&w, NULL, 0);
+    kw_i32(&w, 2); /* a count */
+    kw_i16(&w, 1);
+    b = kw_take(&w, &len);
+    CHECK_FATAL(b != NULL);
+    static const uint8_t want[] = {
+        0,    3,    'a',  'b',  'c',       /* "abc", no frame header before it */
+        0xff, 0xff,                        /* null string */
+        0,    0,    0,    3,    9,   8, 7, /* bytes */
+        0xff, 0xff, 0xff, 0xff,            /* null bytes */
+        0,    0,    0,    2,               /* count */
+        0,    1,                           /* i16 1 */
+    };
+    CHECK_EQ_INT(len, sizeof want);
+    CHECK(memcmp(b, want, sizeof want) == 0);
+
+    const uint8_t *p = b, *end = b + len, *bv = NULL;
+    const char *sv = NULL;
+    int16_t n16 = 0;
+    int32_t n32 = 0;
+    CHECK_EQ_INT(kr_str(&p, end, &sv, &n16), 0);
+    CHECK(n16 == 3 && sv == (const char *)b + 2);
+    CHECK_EQ_INT(kr_str(&p, end, &sv, &n16), 0);
+    CHECK(n16 == -1 && sv == NULL);
+    CHECK_EQ_INT(kr_bytes(&p, end, &bv, &n32), 0);
+    CHECK(n32 == 3 && bv && memcmp(bv, raw, 3) == 0);
+    CHECK_EQ_INT(kr_bytes(&p, end, &bv, &n32), 0);
+    CHECK(n32 == -1 && bv == NULL);
+    /* 2 elements of at least 1 byte: 2 bytes are left, so yes; of 2: no */
+    const uint8_t *at = p;
+    CHECK_EQ_INT(kr_count(&p, end, 2, &n32), -1);
+    CHECK(p == at);
+    CHECK_EQ_INT(kr_count(&p, end, 1, &n32), 0);
+    CHECK_EQ_INT(n32, 2);
+    CHECK(p == end - 2);
+
+    /* Lengths past the end, below -1, and negative counts are refused and
+     * leave *p alone. */
+    static const uint8_t bad_str[] = {0, 4, 'x', 'y', 'z'}, neg_str[] = {0xff, 0xfe};
+    static const uint8_t bad_bytes[] = {0, 0, 0, 2, 1}, neg[] = {0xff, 0xff, 0xff, 0xff};
+    p = bad_str;
+    CHECK_EQ_INT(kr_str(&p, bad_str + sizeof bad_str, &sv, &n16), -1);
+    CHECK(p == bad_str);
+    p = neg_str;
+    CHECK_EQ_INT(kr_str(&p, neg_str + sizeof neg_str, &sv, &n16), -1);
+    CHECK(p == neg_str);
+    p = bad_bytes;
+    CHECK_EQ_INT(kr_bytes(&p, bad_bytes + sizeof bad_bytes, &bv, &n32), -1);
+    CHECK(p == bad_bytes);
+    p = neg;
+    CHECK_EQ_INT(kr_count(&p, neg + sizeof neg, 0, &n32), -1);
+    CHECK(p == neg);
+    p = neg + 2;
+    CHECK_EQ_INT(kr_count(&p, neg + sizeof neg, 0, &n32), -1);
+    CHECK(p == neg + 2);
+    free(b);
+
+    /* A latched failure: nothing is handed over and the writer is empty. */
+    kw_init_plain(&w);
+    kw_i32(&w, 1);
+    w.oom = 1;
+    CHECK(kw_take(&w, &len) == NULL);
+    CHECK(w.buf == NULL && len == 0);
+}
+
 int main(void)
 {
     sl_arena_init(&arena, NULL, 0, 1u << 20);
@@ -1430,6 +1511,7 @@ int main(void)
     test_hostile();
     test_frame_peek();
     test_writer();
+    test_plain_and_views();
     free(frame_copy);
     free(batch);
     sl_arena_free(&arena);
