@@ -44,11 +44,13 @@ static sl_io_ops_t faulty;
 
 /* ---- helpers ---- */
 
-static partition_t *open_part(const char *dir, int recover, producers_bound_t *bound)
+/* Opens the partition in dir with config c (NULL: the test's default). */
+static partition_t *open_conf(const char *dir, const sl_log_conf_t *c, int recover,
+                              producers_bound_t *bound)
 {
     partition_opts_t o = {.dir = dir,
                           .topic = "t",
-                          .conf = &conf,
+                          .conf = c ? c : &conf,
                           .cache = cache,
                           .recover = recover,
                           .now_ms = 1000,
@@ -59,6 +61,11 @@ static partition_t *open_part(const char *dir, int recover, producers_bound_t *b
     CHECK_MSG(rc == SL_OK, "open: %s", err.msg);
     CHECK_FATAL(p != NULL);
     return p;
+}
+
+static partition_t *open_part(const char *dir, int recover, producers_bound_t *bound)
+{
+    return open_conf(dir, NULL, recover, bound);
 }
 
 /* A batch of n records from producer pid/epoch starting at sequence seq
@@ -129,6 +136,14 @@ static void put_err(partition_t *p, int64_t pid, int16_t epoch, int32_t seq, int
     CHECK_EQ_INT(partition_log_end(p), leo);
 }
 
+/* Closes p cleanly and removes its directory. */
+static void finish(partition_t *p, char *dir)
+{
+    partition_close(p, 0);
+    check_rmtree(dir);
+    free(dir);
+}
+
 /* ---- tests ---- */
 
 /* Each of the last 5 batches is recognised; the 6th oldest is not. */
@@ -146,9 +161,7 @@ static void test_last_five(void)
     /* Same first sequence with another length is not a retry. */
     put_err(p, 7, 0, 18, 2, SL_ERR_OUT_OF_ORDER_SEQUENCE);
     put_new(p, 7, 0, 21, 1);
-    partition_close(p, 0);
-    check_rmtree(dir);
-    free(dir);
+    finish(p, dir);
 }
 
 static void test_sequence_and_epoch(void)
@@ -170,9 +183,7 @@ static void test_sequence_and_epoch(void)
     /* Another producer is independent. */
     put_new(p, 12, 0, 0, 1);
     put_new(p, 12, 0, 1, 1);
-    partition_close(p, 0);
-    check_rmtree(dir);
-    free(dir);
+    finish(p, dir);
 }
 
 static void test_wrap(void)
@@ -189,9 +200,7 @@ static void test_wrap(void)
     /* A batch ending exactly at INT32_MAX is followed by 0. */
     put_new(p, 6, 0, INT32_MAX - 1, 2);
     put_new(p, 6, 0, 0, 1);
-    partition_close(p, 0);
-    check_rmtree(dir);
-    free(dir);
+    finish(p, dir);
 }
 
 static void test_refused(void)
@@ -233,9 +242,7 @@ static void test_refused(void)
     CHECK_EQ_INT(partition_log_end(p), 4);
     /* The refused idempotent batch left no state: producer 9 is still new. */
     put_new(p, 9, 0, 17, 1);
-    partition_close(p, 0);
-    check_rmtree(dir);
-    free(dir);
+    finish(p, dir);
 }
 
 /* Writes batches of producers 1 and 2 between plain ones across several
@@ -251,17 +258,27 @@ static int64_t write_history(partition_t *p, int64_t *p2_base)
     return last1;
 }
 
+/* A fresh partition with write_history in it, closed (crashed with
+ * `crash`) and opened again, so its producer state must come from the log. */
+static partition_t *history_reopened(const char *name, int crash, char **dir, int64_t *b1,
+                                     int64_t *b2)
+{
+    *dir = check_tmpdir(name);
+    partition_t *p = open_part(*dir, 0, NULL);
+    *b1 = write_history(p, b2);
+    int64_t leo = partition_log_end(p);
+    partition_close(p, crash); /* crash: no flush, no index, no checkpoint */
+    p = open_part(*dir, crash, NULL);
+    CHECK_EQ_INT(partition_log_end(p), leo);
+    return p;
+}
+
 static void test_rebuild_after_close(void)
 {
     for (int crash = 0; crash < 2; crash++) {
-        char *dir = check_tmpdir("prod-reopen");
-        partition_t *p = open_part(dir, 0, NULL);
-        int64_t b2 = -1;
-        int64_t b1 = write_history(p, &b2);
-        int64_t leo = partition_log_end(p);
-        partition_close(p, crash); /* crash: no flush, no index, no checkpoint */
-        p = open_part(dir, crash, NULL);
-        CHECK_EQ_INT(partition_log_end(p), leo);
+        char *dir;
+        int64_t b1, b2;
+        partition_t *p = history_reopened("prod-reopen", crash, &dir, &b1, &b2);
         put_dup(p, 1, 2, 78, 2, b1);
         put_dup(p, 2, 0, 39, 1, b2);
         put_err(p, 1, 1, 80, 1, SL_ERR_INVALID_PRODUCER_EPOCH);
@@ -293,9 +310,7 @@ static void test_rebuild_after_truncation(void)
     put_dup(p, 3, 0, 0, 2, b0);
     put_new(p, 3, 0, 2, 2); /* lost in the crash: a new append */
     put_dup(p, 3, 0, 2, 2, 2);
-    partition_close(p, 0);
-    check_rmtree(dir);
-    free(dir);
+    finish(p, dir);
 }
 
 /* A read failure while rebuilding fails the append with a storage error
@@ -303,12 +318,9 @@ static void test_rebuild_after_truncation(void)
 static void test_rebuild_read_fault(void)
 {
     for (long after = 0; after < 3; after++) {
-        char *dir = check_tmpdir("prod-fault");
-        partition_t *p = open_part(dir, 0, NULL);
-        int64_t b2 = -1;
-        int64_t b1 = write_history(p, &b2);
-        partition_close(p, 0);
-        p = open_part(dir, 0, NULL);
+        char *dir;
+        int64_t b1, b2;
+        partition_t *p = history_reopened("prod-fault", 0, &dir, &b1, &b2);
         int64_t leo = partition_log_end(p);
         fault.fail_after = after;
         fault.failed = 0;
@@ -383,20 +395,15 @@ static void test_scan_window(void)
     sl_log_conf_t big = conf;
     big.max_message_bytes = 8 << 20;
     big.segment_bytes = 64 << 20;
-    partition_opts_t o = {.dir = dir, .topic = "t", .conf = &big, .cache = cache, .now_ms = 1000};
-    partition_t *p = NULL;
-    sl_err_t err;
-    CHECK_FATAL(partition_open(&o, &p, NULL, &err) == SL_OK);
+    partition_t *p = open_conf(dir, &big, 0, NULL);
     put_new(p, 50, 0, 0, 1);                          /* offset 0: outside the window */
     int64_t in = put_new(p, 51, 0, 0, 1);             /* offset 1: inside */
     put_new(p, -1, 0, 0, PRODUCERS_SCAN_OFFSETS - 1); /* 2 .. 100,000 */
     partition_close(p, 0);
-    CHECK_FATAL(partition_open(&o, &p, NULL, &err) == SL_OK);
+    p = open_conf(dir, &big, 0, NULL);
     put_dup(p, 51, 0, 0, 1, in);
     put_new(p, 50, 0, 0, 1); /* forgotten: appended again */
-    partition_close(p, 0);
-    check_rmtree(dir);
-    free(dir);
+    finish(p, dir);
 }
 
 /* Retention trims producers whose batches are all gone, as a rebuild from
@@ -407,26 +414,21 @@ static void test_retention(void)
     sl_log_conf_t c = conf;
     c.segment_bytes = 1024;
     c.retention_bytes = 1;
-    partition_opts_t o = {.dir = dir, .topic = "t", .conf = &c, .cache = cache, .now_ms = 1000};
     producers_bound_t bound;
     producers_bound_init(&bound, 100);
-    o.producers = &bound;
-    partition_t *p = NULL;
-    sl_err_t err;
-    CHECK_FATAL(partition_open(&o, &p, NULL, &err) == SL_OK);
+    partition_t *p = open_conf(dir, &c, 0, &bound);
     put_new(p, 60, 0, 0, 20);
     for (int i = 0; i < 20; i++) put_new(p, 61, 0, i * 20, 20);
     CHECK_EQ_INT(atomic_load(&bound.count), 2);
     int deleted = 0;
+    sl_err_t err;
     CHECK_EQ_INT(partition_retention(p, 1000, &deleted, &err), SL_OK);
     CHECK(deleted > 0);
     CHECK(partition_log_start(p) > 0);
     CHECK_EQ_INT(atomic_load(&bound.count), 1); /* 60 is gone, 61 wrote lately */
     put_new(p, 60, 0, 7, 1);
     put_new(p, 61, 0, 400, 1);
-    partition_close(p, 0);
-    check_rmtree(dir);
-    free(dir);
+    finish(p, dir);
 }
 
 int main(void)
