@@ -15,14 +15,17 @@
  *     recovery needs to scan only the bytes after it.
  *  6. An idempotent batch (producerId >= 0) is checked against its
  *     producer's state and recorded in it under the same hold of the mutex
- *     that appends it, so no two appends of one producer interleave; the
- *     state (producers.h) is only ever what the log's tail says plus later
- *     appends: it is rebuilt from the log after every open (so truncation
- *     by recovery is seen), trimmed when retention moves the log start, and
- *     dropped when a load fails or the topic is deleted.
+ *     that appends it, so no two appends of one producer interleave. The
+ *     state (producers.h) never names a batch the log did not hold at the
+ *     offsets it gives, and once loaded it knows every producer with a
+ *     batch in the last PRODUCERS_SCAN_OFFSETS offsets except evicted ones
+ *     (which a rescan finds). It is loaded from the log after every open
+ *     (so truncation by recovery is seen), trimmed when retention moves the
+ *     log start, and dropped when a load fails or the topic is deleted.
  *
  * Thread safety: every function may be called from any thread; a partition
- * mutex is held for the append itself and for read lookups, never across
+ * mutex is held for the append itself (including, once per open, reading
+ * the producer state back from the log) and for read lookups, never across
  * fdatasync. Errors: sl_code_t with a message in sl_err_t naming the file and
  * position.
  */
