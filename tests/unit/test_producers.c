@@ -3,9 +3,10 @@
  * first offsets, sequence and epoch rules, sequence wrap-around, the
  * one-batch rule, transactional batches refused, the state rebuilt from the
  * log after a clean or unclean close, a failed rebuild read failing the
- * append (never accepting a retry as new), the store-wide bound, retention
- * and deletion. */
+ * append (never accepting a retry as new), the store-wide bound, retention,
+ * deletion, and two threads racing with the same producer's batches. */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,6 +432,41 @@ static void test_retention(void)
     finish(p, dir);
 }
 
+/* Two threads send the same batches of one producer (each its own retry
+ * of the other's): check and append are one step under the partition
+ * mutex, so every batch lands exactly once, at the offset of its sequence. */
+typedef struct racer {
+    partition_t *p;
+    int bad; /* an answer that contradicts exactly-once */
+} racer_t;
+
+static void *race(void *arg)
+{
+    racer_t *r = arg;
+    for (int32_t seq = 0; seq < 300; seq++) {
+        partition_append_info_t info;
+        sl_err_t err;
+        int rc = put(r->p, 77, 0, seq, 1, &info, &err);
+        /* Behind the other by more than 5 batches: refused, never appended. */
+        if (rc == SL_ERR_OUT_OF_ORDER_SEQUENCE) continue;
+        if (rc != SL_OK || info.base_offset != seq) r->bad++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_retries(void)
+{
+    char *dir = check_tmpdir("prod-race");
+    partition_t *p = open_part(dir, 0, NULL);
+    racer_t r[2] = {{p, 0}, {p, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) CHECK_FATAL(pthread_create(&t[i], NULL, race, &r[i]) == 0);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    CHECK_EQ_INT(r[0].bad + r[1].bad, 0);
+    CHECK_EQ_INT(partition_log_end(p), 300);
+    finish(p, dir);
+}
+
 int main(void)
 {
     faulty = *sl_io_real();
@@ -442,6 +478,7 @@ int main(void)
     test_sequence_and_epoch();
     test_wrap();
     test_refused();
+    test_concurrent_retries();
     test_rebuild_after_close();
     test_rebuild_after_truncation();
     test_rebuild_read_fault();
