@@ -125,6 +125,12 @@ int sl_batch_validate_produce(const sl_batch_hdr_t *h, sl_err_t *err)
         return sl_err_set(err, SL_ERR_INVALID_RECORD,
                           "producers may not write control batches (attributes 0x%04x)",
                           (unsigned)(uint16_t)h->attributes);
+    /* Storing a transactional batch would promise read_committed readers a
+     * commit or abort marker that Sluice never writes. */
+    if (h->attributes & SL_BATCH_ATTR_TRANSACTIONAL)
+        return sl_err_set(err, SL_ERR_INVALID_RECORD,
+                          "transactional batches are not supported (attributes 0x%04x)",
+                          (unsigned)(uint16_t)h->attributes);
     if (h->producer_id >= 0 && h->base_sequence < 0)
         return sl_err_set(err, SL_ERR_INVALID_RECORD,
                           "producerId %" PRId64 " with baseSequence %" PRId32

@@ -133,8 +133,10 @@ int sl_batch_validate(const uint8_t *buf, size_t len, const sl_batch_limits_t *l
                       sl_batch_hdr_t *h, sl_err_t *err);
 
 /* The checks a producer's batch must pass in addition to sl_batch_validate:
- * baseOffset == 0 is not required (clients differ) but the control bit must
- * be clear and producerId ≥ 0 implies baseSequence ≥ 0 (INVALID_RECORD). */
+ * baseOffset == 0 is not required (clients differ) but the control and
+ * transactional bits must be clear (Sluice has no transactions) and
+ * producerId ≥ 0 implies baseSequence ≥ 0 (INVALID_RECORD).
+ * partition_append applies it to every batch it stores. */
 int sl_batch_validate_produce(const sl_batch_hdr_t *h, sl_err_t *err);
 
 /* Validates a buffer holding one or more whole batches back to back, each

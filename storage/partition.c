@@ -11,6 +11,10 @@
  *     that saw it finds the bytes; reads take mu for the lookup.
  *  4. part_index_batch appends entries in log order only.
  *  5. The checkpoint is written after the fdatasync, with the sampled offset.
+ *  6. check_producer runs under mu in the same hold as the write, and the
+ *     batch is recorded before mu is released; the table starts unloaded at
+ *     open (after recovery truncated whatever it did), a failed load or
+ *     record clears it, retention trims it, mark_deleted clears it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -101,9 +105,10 @@ int partition_open(const partition_opts_t *o, partition_t **out, partition_recov
     p->cache = o->cache;
     p->on_dirty = o->on_dirty;
     p->on_dirty_arg = o->on_dirty_arg;
+    p->producers = producers_new(o->producers ? o->producers : producers_bound_default());
     atomic_store(&p->refs, 1);
     int rc;
-    if (!p->dir || !p->topic) {
+    if (!p->dir || !p->topic || !p->producers) {
         rc = sl_err_set(err, SL_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -135,6 +140,7 @@ void partition_close(partition_t *p, int discard)
     }
     for (size_t i = 0; i < p->nsegs; i++) seg_drop(p->segs[i]);
     free(p->segs);
+    producers_free(p->producers);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->flush_mu);
     free(p->dir);
@@ -159,6 +165,9 @@ void partition_mark_deleted(partition_t *p)
     /* Under mu: once this returns no append is running or will start. */
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->deleted, 1);
+    /* No append will check it again: give its states back to the bound now
+     * rather than when the last reader lets go. */
+    producers_clear(p->producers);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -219,6 +228,45 @@ static int roll_due(const partition_t *p, const seg_t *a, uint64_t add, int64_t 
     return 0;
 }
 
+/* Where a rebuild of the producer table starts reading. [mu] */
+static int64_t producer_scan_from(const partition_t *p)
+{
+    int64_t start = atomic_load(&p->log_start), leo = atomic_load(&p->leo);
+    return leo - PRODUCERS_SCAN_OFFSETS > start ? leo - PRODUCERS_SCAN_OFFSETS : start;
+}
+
+/* Invariant 6: decides about idempotent batch h. Loads the table first if
+ * this is the first idempotent batch since open (or since a failed load),
+ * and rescans for h's producer when it is missing but may have been
+ * evicted. Returns SL_OK (append), SL_ERR_EXISTS (a retry: offsets in
+ * *dup_base, *dup_last) or an error. [mu] */
+static int check_producer(partition_t *p, const sl_batch_hdr_t *h, int64_t *dup_base,
+                          int64_t *dup_last, sl_err_t *err)
+{
+    producers_t *t = p->producers;
+    int64_t from = producer_scan_from(p), leo = atomic_load(&p->leo);
+    int rc;
+    if (!producers_loaded(t)) {
+        if ((rc = part_scan_producers(p, from, leo, -1, err)) != SL_OK) {
+            producers_clear(t);
+            return rc;
+        }
+        producers_set_loaded(t);
+    }
+    producer_t *s = producers_get(t, h->producer_id);
+    int64_t hi = producers_evicted_hi(t);
+    if (!s && hi >= from) {
+        /* Its batches, if any, lie at or below the newest evicted one. */
+        int64_t to = hi + 1 < leo ? hi + 1 : leo;
+        if ((rc = part_scan_producers(p, from, to, h->producer_id, err)) != SL_OK) {
+            producers_clear(t);
+            return rc;
+        }
+        s = producers_get(t, h->producer_id);
+    }
+    return producers_check(s, h, dup_base, dup_last, err);
+}
+
 int partition_append(partition_t *p, uint8_t *buf, size_t len, int64_t now_ms,
                      partition_append_info_t *info, sl_err_t *err)
 {
@@ -226,6 +274,22 @@ int partition_append(partition_t *p, uint8_t *buf, size_t len, int64_t now_ms,
     size_t nb;
     int rc = sl_batch_validate_set(buf, len, &lim, &nb, err);
     if (rc != SL_OK) return rc;
+    /* What no writer may store, whichever protocol it came by (batch.h).
+     * Kafka's rule: an idempotent batch travels alone, so one verdict
+     * covers the whole call. */
+    sl_batch_hdr_t idem = {.producer_id = -1};
+    int nidem = 0;
+    for (size_t off = 0; off < len; off += (size_t)sl_batch_total_size(buf + off)) {
+        sl_batch_hdr_t h;
+        sl_batch_hdr_parse(buf + off, &h);
+        if ((rc = sl_batch_validate_produce(&h, err)) != SL_OK) return rc;
+        if (h.producer_id >= 0 && nidem++ == 0) idem = h;
+    }
+    if (nidem > 0 && nb > 1)
+        return sl_err_set(err, SL_ERR_INVALID_RECORD,
+                          "%s-%d: a batch with producerId %" PRId64
+                          " must be the only batch of its append (%zu batches)",
+                          p->topic, p->id, idem.producer_id, nb);
     /* A request larger than segment.bytes (several batches; a client may
      * pack megabytes into one) goes whole into a fresh segment, which it
      * then overfills, as a single oversized batch does: splitting it across
@@ -242,6 +306,22 @@ int partition_append(partition_t *p, uint8_t *buf, size_t len, int64_t now_ms,
     if (p->failed) {
         rc = sl_err_set(err, SL_ERR_STORAGE, "%s-%d: %s", p->topic, p->id, p->failed_msg);
         goto out;
+    }
+    if (idem.producer_id >= 0) {
+        int64_t dup_base = -1, dup_last = -1;
+        rc = check_producer(p, &idem, &dup_base, &dup_last, err);
+        if (rc == SL_ERR_EXISTS) {
+            if (info) {
+                info->base_offset = dup_base;
+                info->last_offset = dup_last;
+                info->records = 0;
+                info->flush_due = 0;
+                info->duplicate = 1;
+            }
+            rc = SL_OK;
+            goto out;
+        }
+        if (rc != SL_OK) goto out;
     }
     int64_t leo = atomic_load(&p->leo);
     int64_t records = 0;
@@ -290,6 +370,12 @@ int partition_append(partition_t *p, uint8_t *buf, size_t len, int64_t now_ms,
     int was_clean = atomic_load(&p->durable) == leo;
     if (was_clean) p->first_unflushed_ms = now_ms;
     atomic_store(&p->leo, next);
+    /* Without the record a retry would pass as new: forget the table and
+     * let the next idempotent append rebuild it from the log, which holds
+     * this batch now. */
+    if (idem.producer_id >= 0 && producers_loaded(p->producers) &&
+        producers_record(p->producers, &idem, leo) != SL_OK)
+        producers_clear(p->producers);
     int flush_due = next - atomic_load(&p->durable) >= p->conf.flush_messages;
     if (info) {
         info->base_offset = leo;
@@ -714,6 +800,7 @@ int partition_retention(partition_t *p, int64_t now_ms, int *deleted, sl_err_t *
         p->nsegs -= nv;
         atomic_store(&p->log_start, p->segs[0]->base);
         p->dir_dirty = 1;
+        if (producers_loaded(p->producers)) producers_trim(p->producers, p->segs[0]->base);
     }
     pthread_mutex_unlock(&p->mu);
     /* Unlinked outside the lock; readers holding pins keep reading. */

@@ -13,9 +13,19 @@
  *     rebuilt.
  *  5. The recovery-point checkpoint never names an offset above durable, so
  *     recovery needs to scan only the bytes after it.
+ *  6. An idempotent batch (producerId >= 0) is checked against its
+ *     producer's state and recorded in it under the same hold of the mutex
+ *     that appends it, so no two appends of one producer interleave. The
+ *     state (producers.h) never names a batch the log did not hold at the
+ *     offsets it gives, and once loaded it knows every producer with a
+ *     batch in the last PRODUCERS_SCAN_OFFSETS offsets except evicted ones
+ *     (which a rescan finds). It is loaded from the log after every open
+ *     (so truncation by recovery is seen), trimmed when retention moves the
+ *     log start, and dropped when a load fails or the topic is deleted.
  *
  * Thread safety: every function may be called from any thread; a partition
- * mutex is held for the append itself and for read lookups, never across
+ * mutex is held for the append itself (including, once per open, reading
+ * the producer state back from the log) and for read lookups, never across
  * fdatasync. Errors: sl_code_t with a message in sl_err_t naming the file and
  * position.
  */
@@ -27,6 +37,7 @@
 
 #include "errors.h"
 #include "logconf.h"
+#include "producers.h"
 #include "segment.h"
 
 /* Version of the on-disk layout of segments, indexes and checkpoints. */
@@ -47,6 +58,9 @@ typedef struct partition_opts {
      * the store wires it to the flusher. May be NULL. */
     void (*on_dirty)(void *arg, partition_t *p);
     void *on_dirty_arg;
+    /* Store-wide count and cap of idempotent-producer states; must outlive
+     * the partition. NULL: producers_bound_default(). */
+    producers_bound_t *producers;
 } partition_opts_t;
 
 /* What one recovery did, for logs and tests. */
@@ -85,20 +99,47 @@ void partition_set_on_close(partition_t *p, void (*fn)(void *arg, partition_t *p
 typedef struct partition_append_info {
     int64_t base_offset; /* offset assigned to the first record */
     int64_t last_offset; /* offset of the last record */
-    int64_t records;
-    int flush_due; /* flush.messages reached */
-    int duplicate; /* a retry of an idempotent batch already in the log: nothing was
-                      appended; the offsets are the ones it got the first time */
+    int64_t records;     /* records appended (0 for a duplicate) */
+    int flush_due;       /* flush.messages reached */
+    /* 1: the batch was a retry of one of its producer's last 5 batches and
+     * was not appended again; base_offset and last_offset are the offsets it
+     * got the first time (they may be above durable still, or below the log
+     * start by now). */
+    int duplicate;
 } partition_append_info_t;
 
 /* Appends buf[0..len): one or more whole RecordBatch v2 batches. Each is
- * validated (sl_batch_validate with max.message.bytes); baseOffset is
- * overwritten in buf with the assigned offset (bytes outside the CRC).
- * Atomic: on any error nothing is appended and the log is unchanged (a
- * failed write is truncated away). Returns SL_OK, a validation code
- * (CORRUPT_MESSAGE, INVALID_RECORD, MESSAGE_TOO_LARGE, ...) or
- * SL_ERR_STORAGE. Does not block beyond a page-cache write (and, on roll, the
- * creation of the next segment's files). */
+ * validated (sl_batch_validate with max.message.bytes, then
+ * sl_batch_validate_produce: no control or transactional batches, a
+ * sequence for every producerId >= 0); baseOffset is overwritten in buf with
+ * the assigned offset (bytes outside the CRC). Atomic: on any error nothing
+ * is appended and the log is unchanged (a failed write is truncated away).
+ *
+ * Idempotent producers (Kafka's rules; producers.h keeps the state): a
+ * batch with producerId >= 0 must be the only batch of the call. It is
+ * checked against its producer's epoch and last 5 batches under the
+ * partition mutex, together with the append, so callers need no lock:
+ *   - a retry of one of those 5 (same epoch, first and last sequence) is
+ *     not appended: SL_OK with info->duplicate = 1 and the first offsets;
+ *   - an older epoch: SL_ERR_INVALID_PRODUCER_EPOCH; a newer one must start
+ *     at sequence 0, and in the same epoch the first sequence must follow
+ *     the last one (wrapping at INT32_MAX to 0), else
+ *     SL_ERR_OUT_OF_ORDER_SEQUENCE;
+ *   - a producer with no batch in the state or in the scanned tail is new:
+ *     any sequence is accepted.
+ * The first such batch after partition_open rebuilds the state from the
+ * headers of the last PRODUCERS_SCAN_OFFSETS offsets (holding the mutex:
+ * appends to this partition wait for it); a producer missing after the LRU
+ * bound evicted others may cost a narrower rescan. When that read fails the
+ * append fails with SL_ERR_STORAGE (or SL_ERR_NOMEM), nothing is appended,
+ * and the next idempotent append tries the load again. Batches with
+ * producerId < 0 are never checked and never wait for a load.
+ *
+ * Returns SL_OK, a validation code (CORRUPT_MESSAGE, INVALID_RECORD,
+ * MESSAGE_TOO_LARGE, UNSUPPORTED_FOR_MESSAGE_FORMAT, ...), one of the
+ * producer codes above, UNKNOWN_TOPIC_OR_PARTITION (deleted topic),
+ * SL_ERR_STORAGE or SL_ERR_NOMEM. Does not block beyond page-cache writes
+ * and reads (and, on roll, the creation of the next segment's files). */
 int partition_append(partition_t *p, uint8_t *buf, size_t len, int64_t now_ms,
                      partition_append_info_t *info, sl_err_t *err);
 

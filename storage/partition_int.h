@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "partition.h"
+#include "producers.h"
 
 struct partition {
     pthread_mutex_t mu;       /* the log: segment list, sizes, indexes */
@@ -31,6 +32,10 @@ struct partition {
     char failed_msg[200];
 
     uint64_t ckpt_seq; /* the checkpoint file is opened per write: no fd per partition */
+
+    /* Idempotent producers (invariant 6); guarded by mu. Not loaded until
+     * the first append of a batch with producerId >= 0 after open. */
+    producers_t *producers;
 
     void (*on_dirty)(void *arg, partition_t *p);
     void *on_dirty_arg;
@@ -57,6 +62,14 @@ int part_rebuild_index(partition_t *p, seg_t *s, sl_err_t *err);
 
 /* Loads the segment list from disk (recovering when asked). recover.c. */
 int part_load(partition_t *p, int recover, partition_recovery_t *rec, sl_err_t *err);
+
+/* Reads the headers of every batch holding an offset in [from, to) through
+ * the I/O seam and records, in p->producers, those with producerId >= 0
+ * (only producer `pid`'s when pid >= 0). Returns SL_OK, SL_ERR_STORAGE (a
+ * read failed, or a header is not where the dense offsets say it must be)
+ * or SL_ERR_NOMEM; on error the table may hold part of the tail: the caller
+ * clears it. [mu] held. recover.c. */
+int part_scan_producers(partition_t *p, int64_t from, int64_t to, int64_t pid, sl_err_t *err);
 
 /* Writes the recovery-point checkpoint (no fsync: it only ever names data
  * already synced, and a stale one only costs a longer scan). recover.c. */

@@ -16,6 +16,8 @@
  *      fdatasync'ed before the partition is used, so durable = log end.
  *  R4. Index files are hints: any that fails its checks is rebuilt from the
  *      log.
+ *  R5. (below, "producer state") Idempotent-producer state is not on disk
+ *      apart from the log: it is rebuilt from batch headers when needed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -275,6 +277,97 @@ int part_rebuild_index(partition_t *p, seg_t *s, sl_err_t *err)
     s->index_bad = 0;
     if (s->sealed) return part_persist_index(p, s, 1, err);
     return SL_OK;
+}
+
+/* ---- producer state --------------------------------------------------------
+ * R5 from headers only: producer id, epoch and base sequence sit in the
+ * header, and a batch that reached the log passed its CRC then. Read through
+ * the I/O seam in chunks, so a run of small batches costs few preads. A
+ * failed read or a header out of place is an error, never "no such
+ * producer": treating the producer as new would append a retry twice. */
+
+#define PSCAN_CHUNK (64u * 1024)
+
+/* Walks the headers of pinned segment s that hold offsets in [from, to).
+ * Returns SL_OK, SL_ERR_NOMEM or SL_ERR_STORAGE; *restart = 1 when the
+ * index entry it started from did not point at the batch it names (the
+ * caller walks the segment again from its start). */
+static int pscan_seg(partition_t *p, seg_t *s, uint8_t *buf, uint64_t at, int64_t expect,
+                     int64_t from, int64_t to, int64_t pid, int *restart, sl_err_t *err)
+{
+    uint64_t bpos = 0;
+    size_t have = 0;
+    int first = at > 0;
+    *restart = 0;
+    while (at < s->size) {
+        if (at < bpos || at + SL_BATCH_HEADER_SIZE > bpos + have) {
+            uint64_t left = s->size - at;
+            size_t want = left < PSCAN_CHUNK ? (size_t)left : PSCAN_CHUNK;
+            ssize_t r = io_pread_all(s->fd, buf, want, (off_t)at);
+            if (r < 0) return sl_err_sys(err, (int)-r, "read %s.log @%" PRIu64, s->path, at);
+            if (r < SL_BATCH_HEADER_SIZE)
+                return sl_err_set(err, SL_ERR_STORAGE, "%s.log: short read at %" PRIu64, s->path,
+                                  at);
+            bpos = at;
+            have = (size_t)r;
+        }
+        sl_batch_hdr_t h;
+        sl_batch_hdr_parse(buf + (at - bpos), &h);
+        uint64_t sz = sl_batch_total_size(buf + (at - bpos));
+        if (sz < SL_BATCH_HEADER_SIZE || at + sz > s->size || h.base_offset != expect ||
+            h.last_offset_delta < 0 || h.magic != SL_BATCH_MAGIC ||
+            h.base_offset > INT64_MAX - 1 - h.last_offset_delta) {
+            if (first) {
+                *restart = 1;
+                return SL_OK;
+            }
+            return sl_err_set(err, SL_ERR_STORAGE,
+                              "%s.log: no valid batch header at %" PRIu64
+                              " (expected offset %" PRId64 ") while loading producer state",
+                              s->path, at, expect);
+        }
+        first = 0;
+        if (h.base_offset >= to) break;
+        int64_t last = h.base_offset + h.last_offset_delta;
+        if (last >= from && h.producer_id >= 0 && (pid < 0 || h.producer_id == pid) &&
+            producers_record(p->producers, &h, h.base_offset) != SL_OK)
+            return sl_err_set(err, SL_ERR_NOMEM, "producer state of %s-%d: out of memory", p->topic,
+                              p->id);
+        expect = last + 1;
+        at += sz;
+    }
+    return SL_OK;
+}
+
+int part_scan_producers(partition_t *p, int64_t from, int64_t to, int64_t pid, sl_err_t *err)
+{
+    if (from >= to) return SL_OK;
+    size_t k = 0;
+    while (k + 1 < p->nsegs && p->segs[k + 1]->base <= from) k++;
+    uint8_t *buf = malloc(PSCAN_CHUNK);
+    if (!buf) return sl_err_set(err, SL_ERR_NOMEM, "out of memory");
+    int rc = SL_OK;
+    for (size_t i = k; i < p->nsegs && p->segs[i]->base < to && rc == SL_OK; i++) {
+        seg_t *s = p->segs[i];
+        if ((rc = seg_pin(s, err)) != SL_OK) break;
+        /* Start at the index entry at or before `from` when there is one
+         * (indexes are hints: pscan_seg checks the batch it points at). */
+        uint64_t at = 0;
+        int64_t expect = s->base;
+        if (!s->index_bad && from > s->base && from - s->base <= (int64_t)UINT32_MAX) {
+            uint32_t rel = 0, pos = 0;
+            idx_lookup_offset(&s->oidx, (uint32_t)(from - s->base), &rel, &pos);
+            at = pos;
+            expect = s->base + rel;
+        }
+        int restart = 0;
+        rc = pscan_seg(p, s, buf, at, expect, from, to, pid, &restart, err);
+        if (rc == SL_OK && restart)
+            rc = pscan_seg(p, s, buf, 0, s->base, from, to, pid, &restart, err);
+        seg_unpin(s);
+    }
+    free(buf);
+    return rc;
 }
 
 /* ---- discovery ------------------------------------------------------------ */

@@ -37,6 +37,7 @@ struct store {
     sl_log_conf_t defaults;
     seg_cache_t *cache;
     flusher_t *flusher;
+    producers_bound_t producers; /* idempotent-producer states of every partition */
     topic_t *buckets[NBUCKETS];
     size_t ntopics;
     uint64_t delete_seq;
@@ -353,6 +354,7 @@ int store_open(const store_opts_t *o, store_t **out, sl_err_t *err)
     }
     snprintf(path, sizeof path, "%s/deleted", s->dir);
     if (access(path, F_OK) == 0) rmtree(path); /* deletions a crash interrupted */
+    producers_bound_init(&s->producers, PRODUCERS_MAX_STATES);
     s->cache = seg_cache_new(o->max_open_segments ? o->max_open_segments : 1024);
     s->flusher = flusher_new(err);
     if (!s->cache || !s->flusher) {
@@ -680,6 +682,7 @@ static int open_part(store_t *s, topic_t *t, int32_t id, sl_err_t *err)
         .now_ms = wall_ms(),
         .on_dirty = flusher_mark_dirty,
         .on_dirty_arg = s->flusher,
+        .producers = &s->producers,
     };
     partition_recovery_t rec;
     memset(&rec, 0, sizeof rec);

@@ -434,7 +434,8 @@ static void test_header_checks(void)
     h.attributes = SL_BATCH_ATTR_CONTROL;
     CHECK_CODE(sl_batch_validate_produce(&h, &err), SL_ERR_INVALID_RECORD, &err);
     h.attributes = SL_BATCH_ATTR_TRANSACTIONAL;
-    CHECK_CODE(sl_batch_validate_produce(&h, &err), SL_OK, &err);
+    CHECK_CODE(sl_batch_validate_produce(&h, &err), SL_ERR_INVALID_RECORD, &err);
+    CHECK(strstr(err.msg, "transactional") != NULL);
     h.attributes = 0;
     h.producer_id = 17;
     h.base_sequence = -1;
