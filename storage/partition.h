@@ -214,8 +214,8 @@ const char *partition_topic(const partition_t *p);
 int32_t partition_id(const partition_t *p);
 
 /* A word the storage engine never interprets, for the layer above (the
- * broker keeps a bitmask of reactors with fetches waiting on this partition
- * in it). Lives as long as the partition. */
+ * broker keeps a bitmask of reactors with waiters on this partition in it:
+ * broker/watch.h). Lives as long as the partition. */
 _Atomic uint64_t *partition_user_word(partition_t *p);
 
 /* Called after every successful append, without the partition lock, on the
