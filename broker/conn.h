@@ -74,12 +74,7 @@ struct conn {
     uint64_t out_bytes;     /* queued bytes: slots + chain */
     int64_t out_budget;     /* memory bytes of out counted in the global budget */
     uint64_t last_active_ms;
-    /* Sluice protocol's push mode (h_subscribe.c, subscribe.h); other
-     * protocols leave these zero */
-    struct sub *subs; /* this connection's subscriptions */
-    uint32_t nsubs;
-    int push_busy;    /* pushing now: write_out must not start pushing again */
-    int push_blocked; /* a subscription stopped at the output cap */
+    void *pstate; /* the protocol's own per-connection state (its on_close frees it) */
 };
 
 /* Accepted socket fd (non-blocking) → a registered connection speaking

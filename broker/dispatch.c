@@ -244,19 +244,10 @@ static int frame_peek(conn_t *c, const uint8_t *buf, size_t len, uint32_t max, u
     return rc;
 }
 
-static void on_drained(conn_t *c)
-{
-    if (c->push_blocked) subscribe_output_drained(c);
-}
-
-static void on_close(conn_t *c)
-{
-    if (c->subs) subscribe_conn_closed(c);
-}
-
 static int broker_owes(const conn_t *c)
 {
-    return c->subs != NULL; /* a subscriber waiting for data is not idle */
+    const sluice_conn_t *st = c->pstate;
+    return st && st->subs; /* a subscriber waiting for data is not idle */
 }
 
 const protocol_t protocol_sluice = {
@@ -264,7 +255,7 @@ const protocol_t protocol_sluice = {
     .conf_offset = offsetof(broker_conf_t, listeners),
     .frame_peek = frame_peek,
     .dispatch = dispatch_frame,
-    .on_drained = on_drained,
-    .on_close = on_close,
+    .on_drained = subscribe_output_drained,
+    .on_close = subscribe_conn_closed,
     .broker_owes = broker_owes,
 };

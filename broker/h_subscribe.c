@@ -27,14 +27,23 @@ typedef struct sub {
     int64_t credit; /* bytes; may go negative after a batch larger than it */
 } sub_t;
 
+/* The connection's push state; NULL until its first Subscribe (create:
+ * allocate it then; NULL on ENOMEM). Freed when the connection closes. */
+static sluice_conn_t *state(conn_t *c, int create)
+{
+    if (!c->pstate && create) c->pstate = calloc(1, sizeof(sluice_conn_t));
+    return c->pstate;
+}
+
 /* Takes s off its connection and the registry and frees it. */
 static void end_sub(sub_t *s)
 {
     conn_t *c = s->c;
-    for (sub_t **pp = &c->subs; *pp; pp = &(*pp)->cnext)
+    sluice_conn_t *st = c->pstate;
+    for (sub_t **pp = &st->subs; *pp; pp = &(*pp)->cnext)
         if (*pp == s) {
             *pp = s->cnext;
-            c->nsubs--;
+            st->nsubs--;
             break;
         }
     watch_del(c->w, &s->watch);
@@ -44,7 +53,8 @@ static void end_sub(sub_t *s)
 
 static sub_t *find(conn_t *c, uint64_t corr)
 {
-    for (sub_t *s = c->subs; s; s = s->cnext)
+    sluice_conn_t *st = state(c, 0);
+    for (sub_t *s = st ? st->subs : NULL; s; s = s->cnext)
         if (s->corr == corr) return s;
     return NULL;
 }
@@ -58,12 +68,13 @@ static int pump(sub_t *s)
     conn_t *c = s->c;
     worker_t *w = c->w;
     uint64_t cap = (uint64_t)w->b->conf.max_connection_output_bytes;
-    int busy = c->push_busy;
-    c->push_busy = 1; /* conn_respond → write_out must not re-enter pushing */
+    sluice_conn_t *st = c->pstate; /* freed if c closes: not touched after that */
+    int busy = st->push_busy;
+    st->push_busy = 1; /* conn_respond → write_out must not re-enter pushing */
     /* c->closed first: once it is set, s may be freed. */
     while (!c->closed && s->credit > 0 && !w->draining && !c->close_after_write) {
         if (c->out_bytes >= cap) {
-            c->push_blocked = 1;
+            st->push_blocked = 1;
             break;
         }
         uint64_t max = (uint64_t)s->credit;
@@ -88,8 +99,7 @@ static int pump(sub_t *s)
                      corr, err.msg);
             end_sub(s); /* s is gone: leave the loop without looking at it */
             conn_respond(c, slot, SLUICE__API_KEY__PUSH, corr, rc, err.msg, NULL, NULL);
-            c->push_busy = busy;
-            return c->closed ? -1 : 0;
+            break;
         }
         Sluice__PushData d = SLUICE__PUSH_DATA__INIT;
         d.topic = (char *)partition_topic(s->p);
@@ -100,9 +110,11 @@ static int pump(sub_t *s)
         s->offset = next;
         conn_respond(c, slot, SLUICE__API_KEY__PUSH, corr, SL_OK, NULL, &d.base, &range);
     }
-    /* c stays allocated until the end of this event batch even if closed. */
-    c->push_busy = busy;
-    return c->closed ? -1 : 0;
+    /* c stays allocated until the end of this event batch even if closed;
+     * its push state does not. */
+    if (c->closed) return -1;
+    st->push_busy = busy;
+    return 0;
 }
 
 /* The registry's callback: s's partition grew. */
@@ -114,14 +126,19 @@ static void grew(watch_t *x)
 
 void subscribe_conn_closed(conn_t *c)
 {
-    while (c->subs) end_sub(c->subs);
+    sluice_conn_t *st = c->pstate;
+    if (!st) return;
+    while (st->subs) end_sub(st->subs);
+    free(st);
+    c->pstate = NULL;
 }
 
 void subscribe_output_drained(conn_t *c)
 {
-    if (c->push_busy || c->closed) return;
-    c->push_blocked = 0;
-    sub_t *s = c->subs;
+    sluice_conn_t *st = c->pstate;
+    if (!st || !st->push_blocked || st->push_busy || c->closed) return;
+    st->push_blocked = 0;
+    sub_t *s = st->subs;
     while (s && !c->closed) {
         sub_t *next = s->cnext; /* s may end; next stays valid unless c closes */
         if (pump(s) < 0) break;
@@ -137,7 +154,9 @@ static void on_subscribe(conn_t *c, const sl_request_t *req, slot_t *slot)
         &sluice__subscribe_request__descriptor, req->body, req->body_len, c->arena, &err);
     partition_t *p = NULL;
     int rc = m ? SL_OK : err.code;
-    if (rc == SL_OK && c->nsubs >= SUBSCRIBE_MAX_PER_CONN)
+    sluice_conn_t *st = rc == SL_OK ? state(c, 1) : NULL;
+    if (rc == SL_OK && !st) rc = sl_err_set(&err, SL_ERR_NOMEM, "out of memory");
+    if (rc == SL_OK && st->nsubs >= SUBSCRIBE_MAX_PER_CONN)
         rc = sl_err_set(&err, SL_ERR_INVALID_REQUEST,
                         "too many subscriptions on this connection (max %d)",
                         SUBSCRIBE_MAX_PER_CONN);
@@ -174,9 +193,9 @@ static void on_subscribe(conn_t *c, const sl_request_t *req, slot_t *slot)
     s->corr = corr;
     s->offset = offset;
     s->credit = m->credit_bytes > INT64_MAX ? INT64_MAX : (int64_t)m->credit_bytes;
-    s->cnext = c->subs;
-    c->subs = s;
-    c->nsubs++;
+    s->cnext = st->subs;
+    st->subs = s;
+    st->nsubs++;
     Sluice__SubscribeResponse r = SLUICE__SUBSCRIBE_RESPONSE__INIT;
     r.high_watermark = end;
     r.log_start_offset = start;
