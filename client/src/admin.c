@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "internal.h"
 
 #define ADMIN_MAX_RESPONSE (64u << 20)
@@ -38,13 +39,6 @@ struct sluice_admin_s {
     sl_arena_t arena;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void errf(char *errstr, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void errf(char *errstr, size_t size, const char *fmt, ...)
@@ -58,7 +52,7 @@ static void errf(char *errstr, size_t size, const char *fmt, ...)
 
 static int remaining(int64_t deadline)
 {
-    int64_t left = deadline - mono_ms();
+    int64_t left = deadline - sl_mono_ms();
     return left > 0 ? (int)left : 0;
 }
 
@@ -129,7 +123,7 @@ static int call(sluice_admin_t *a, int api, const ProtobufCMessage *req,
                 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **body, char *errstr,
                 size_t errstr_size)
 {
-    int64_t deadline = mono_ms() + a->conf->request_timeout_ms;
+    int64_t deadline = sl_mono_ms() + a->conf->request_timeout_ms;
     int rc = ensure_connected(a, deadline, errstr, errstr_size);
     if (rc != SLUICE_OK) return rc;
 
@@ -259,7 +253,7 @@ SLUICE_API sluice_admin_t *sluice_admin_new(sluice_conf_t *conf, char *errstr, s
     sl_arena_init(&a->arena, NULL, 0, ADMIN_MAX_RESPONSE);
     /* Connect now so that an unreachable broker is reported where the
      * handle is made, which is where a tool wants to say so. */
-    if (ensure_connected(a, mono_ms() + conf->request_timeout_ms, errstr, errstr_size) !=
+    if (ensure_connected(a, sl_mono_ms() + conf->request_timeout_ms, errstr, errstr_size) !=
         SLUICE_OK) {
         a->conf = NULL; /* still the caller's */
         sluice_admin_destroy(a);

@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "consumer_int.h"
 
 #define COORD_TIMEOUT_MS 10000
@@ -70,7 +71,7 @@ static int terminating(sluice_consumer_t *c)
 static int wait_fd(sluice_consumer_t *c, int fd, short events, int64_t deadline)
 {
     for (;;) {
-        int64_t left = deadline - sl_cons_now_ms();
+        int64_t left = deadline - sl_mono_ms();
         if (left <= 0) return SLUICE_ERR__TIMED_OUT;
         if (terminating(c)) return SLUICE_ERR__DESTROY;
         struct pollfd pf = {.fd = fd, .events = events};
@@ -86,7 +87,7 @@ int sl_coord_call(sluice_consumer_t *c, int api, const ProtobufCMessage *req,
 {
     if (errmsg && errmsg_size) errmsg[0] = '\0';
     if (out) *out = NULL;
-    int64_t deadline = sl_cons_now_ms() + timeout_ms;
+    int64_t deadline = sl_mono_ms() + timeout_ms;
     if (c->coord_fd < 0) {
         c->coord_fd = sl_cons_connect(c->conf->bootstrap_servers, 2000);
         if (c->coord_fd < 0) return SLUICE_ERR__TRANSPORT;
@@ -416,7 +417,7 @@ static void resolve_offsets(sluice_consumer_t *c, int64_t now)
                 if (err != SLUICE_ERR__TRANSPORT && err != SLUICE_ERR__DESTROY &&
                     err != SLUICE_ERR__TIMED_OUT)
                     sl_cons_queue_err(c, p, err, SLUICE_OFFSET_INVALID);
-                p->retry_at = sl_cons_now_ms() + 500;
+                p->retry_at = sl_mono_ms() + 500;
             }
         }
         pthread_mutex_unlock(&c->mu);
@@ -581,13 +582,13 @@ int sl_group_work(sluice_consumer_t *c, int64_t now)
     }
     if (subscribed && need_join && now >= c->join_retry_at) {
         int rc = join_group(c);
-        if (rc < 0) c->join_retry_at = sl_cons_now_ms() + 1000;
-        if (rc == 0) c->next_hb_ms = sl_cons_now_ms() + c->conf->heartbeat_interval_ms;
+        if (rc < 0) c->join_retry_at = sl_mono_ms() + 1000;
+        if (rc == 0) c->next_hb_ms = sl_mono_ms() + c->conf->heartbeat_interval_ms;
         return 0;
     }
     if (subscribed && in_group && now >= c->next_hb_ms) {
         heartbeat(c);
-        c->next_hb_ms = sl_cons_now_ms() + c->conf->heartbeat_interval_ms;
+        c->next_hb_ms = sl_mono_ms() + c->conf->heartbeat_interval_ms;
     }
     resolve_offsets(c, now);
     if (c->conf->group_id && c->conf->enable_auto_commit && now >= c->next_autocommit_ms) {
@@ -596,10 +597,10 @@ int sl_group_work(sluice_consumer_t *c, int64_t now)
             commit_now(c, l);
             sluice_tp_list_destroy(l);
         }
-        c->next_autocommit_ms = sl_cons_now_ms() + c->conf->auto_commit_interval_ms;
+        c->next_autocommit_ms = sl_mono_ms() + c->conf->auto_commit_interval_ms;
     }
     if (subscribed && in_group) {
-        int64_t d = c->next_hb_ms - sl_cons_now_ms();
+        int64_t d = c->next_hb_ms - sl_mono_ms();
         if (d < wait) wait = d < 0 ? 0 : (int)d;
     }
     return wait;

@@ -164,7 +164,6 @@ void sl_group_close(sluice_consumer_t *c);
 
 /* ---- consumer.c, used by consumer_group.c -------------------------------- */
 
-int64_t sl_cons_now_ms(void);
 void sl_cons_wake(sluice_consumer_t *c);
 /* Finds or adds (topic, partition) in parts. Caller holds mu. NULL on ENOMEM. */
 cpart_t *sl_cons_part(sluice_consumer_t *c, const char *topic, int32_t partition);
