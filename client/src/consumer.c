@@ -705,7 +705,7 @@ static void *cthread_main(void *arg)
         int wait_ms = sl_group_work(c, now);
         now = sl_mono_ms();
         if (d.fd < 0 && now >= d.retry_at) {
-            d.fd = sl_cons_connect(c->conf->bootstrap_servers, 2000);
+            d.fd = sl_cons_connect(c->conf->bootstrap_servers, 2000, NULL, 0);
             if (d.fd < 0) d.retry_at = now + 200;
         }
         if (d.fd >= 0) {
@@ -756,7 +756,7 @@ SLUICE_API sluice_consumer_t *sluice_consumer_new(sluice_conf_t *conf, char *err
     sluice_consumer_t *c = calloc(1, sizeof *c);
     if (!c) goto nomem;
     c->conf = conf;
-    c->coord_fd = -1;
+    sl_callconn_init(&c->coord, 16 << 20);
     c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (c->wake_fd < 0) {
         free(c);
@@ -769,7 +769,6 @@ SLUICE_API sluice_consumer_t *sluice_consumer_new(sluice_conf_t *conf, char *err
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->cond, &ca);
     pthread_condattr_destroy(&ca);
-    sl_arena_init(&c->coord_arena, NULL, 0, 16 << 20);
     c->next_autocommit_ms = sl_mono_ms() + conf->auto_commit_interval_ms;
     if (pthread_create(&c->thread, NULL, cthread_main, c) != 0) {
         c->conf = NULL; /* still the caller's */
@@ -1068,7 +1067,6 @@ SLUICE_API void sluice_consumer_destroy(sluice_consumer_t *c)
     }
     c->qtail = NULL;
     pthread_mutex_unlock(&c->mu);
-    sl_coord_close(c);
     for (size_t i = 0; i < c->nparts; i++) {
         free(c->parts[i]->topic);
         free(c->parts[i]);
@@ -1078,8 +1076,7 @@ SLUICE_API void sluice_consumer_destroy(sluice_consumer_t *c)
     free(c->topics);
     free(c->member_id);
     sluice_tp_list_destroy(c->async_commits);
-    free(c->coord_buf);
-    sl_arena_free(&c->coord_arena);
+    sl_callconn_free(&c->coord);
     close(c->wake_fd);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->coord_mu);
