@@ -1,5 +1,8 @@
-/* conf.h — sluiced's configuration: one static table (name, type, bounds,
- * default, description), loaded from a key=value file and --key=value flags.
+/* conf.h — sluiced's configuration: one table (name, type, bounds, default,
+ * description), loaded from a key=value file and --key=value flags. The
+ * broker's own keys are written in conf.c; the defaults of topic configs
+ * (log.segment.bytes, ...) take their bounds and defaults from
+ * storage/logconf.c's table, so each is written once.
  *
  * Unknown keys and bad values stop start-up with a message naming the key,
  * the value, what was expected and (for an unknown key) the closest known
@@ -57,6 +60,8 @@ typedef struct conf_def {
     const char *doc;
 } conf_def_t;
 
+/* The table, *n entries: the broker's keys, then the topic defaults. Static
+ * storage, built on first use (thread-safe). */
 const conf_def_t *broker_conf_table(size_t *n);
 
 /* Fills every default. */
