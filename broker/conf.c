@@ -31,8 +31,9 @@ static const conf_def_t broker_keys[] = {
      "kafka.listeners address (127.0.0.1 when it binds every address)."},
     {"node.id", INT(node_id, 0, 2147483647), "1", NULL,
      "This broker's node id in Kafka's Metadata (leader, controller, coordinator)."},
-    {"num.reactors", INT(num_reactors, 0, 256), "0", NULL,
-     "Reactor threads, each with its own epoll and SO_REUSEPORT listener; 0 = one per core."},
+    {"num.reactors", INT(num_reactors, 0, BROKER_MAX_REACTORS), "0", NULL,
+     "Reactor threads, each with its own epoll and SO_REUSEPORT listener; 0 = one per core "
+     "(at most 64)."},
     {"reactor.mode", ENUM(reactor_edge), "edge", "level|edge",
      "epoll triggering: edge (EPOLLET, read/write until EAGAIN) or level."},
     {"max.request.size", INT(max_request_size, 1024, 1LL << 30), "16777216", NULL,

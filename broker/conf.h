@@ -19,6 +19,10 @@
 #include "errors.h"
 #include "logconf.h"
 
+/* Most reactors (num.reactors): a partition's watcher word has one bit per
+ * reactor (fetch long polls, push subscriptions) and is 64 bits wide. */
+#define BROKER_MAX_REACTORS 64
+
 typedef struct broker_conf {
     char log_dirs[1024];
     char listeners[256];

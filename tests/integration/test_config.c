@@ -162,7 +162,10 @@ static void test_unknown_keys(void)
 
 static void test_bad_values(void)
 {
-    expect_fail(RUN("--num.reactors=abc"), "num.reactors=abc", "num.reactors", "\"abc\"", "0..256");
+    expect_fail(RUN("--num.reactors=abc"), "num.reactors=abc", "num.reactors", "\"abc\"", "0..64");
+    /* 64 reactors at most (one bit each in a partition's watcher word):
+     * more is a configuration error, not a silent clamp. */
+    expect_fail(RUN("--num.reactors=65"), "num.reactors=65", "num.reactors", "\"65\"", "0..64");
     expect_fail(RUN("--num.reactors=300"), "num.reactors=300", "num.reactors", "300");
     expect_fail(RUN("--num.reactors=-1"), "num.reactors=-1", "num.reactors", "-1");
     expect_fail(RUN("--num.reactors="), "num.reactors=", "num.reactors");

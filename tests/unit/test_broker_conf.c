@@ -70,6 +70,9 @@ static void test_set(void)
     CHECK_MSG(strstr(err.msg, "did you mean \"log.segment.bytes\"") != NULL, "%s", err.msg);
     CHECK_EQ_INT(broker_conf_set(&c, "num.reactors", "abc", &err), SL_ERR_INVALID_CONFIG);
     CHECK_MSG(strstr(err.msg, "num.reactors") && strstr(err.msg, "abc"), "%s", err.msg);
+    CHECK_EQ_INT(broker_conf_set(&c, "num.reactors", "64", &err), SL_OK);
+    CHECK_EQ_INT(broker_conf_set(&c, "num.reactors", "65", &err), SL_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.msg, "num.reactors") && strstr(err.msg, "0..64"), "%s", err.msg);
     CHECK_EQ_INT(broker_conf_set(&c, "num.reactors", "999", &err), SL_ERR_INVALID_CONFIG);
     CHECK_EQ_INT(broker_conf_set(&c, "reactor.mode", "sideways", &err), SL_ERR_INVALID_CONFIG);
     CHECK_MSG(strstr(err.msg, "level|edge") != NULL, "%s", err.msg);
