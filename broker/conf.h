@@ -23,6 +23,13 @@
  * reactor (fetch long polls, push subscriptions) and is 64 bits wide. */
 #define BROKER_MAX_REACTORS 64
 
+/* Most partitions one Fetch request may name, over all its topics (Kafka's
+ * Fetch; Sluice's Fetch names one partition). A consumer asks for all it
+ * was assigned on this broker in one Fetch, so this is as large as an
+ * assignment may be (group.h's GRP_MAX_ASSIGNED); beyond it the request is
+ * refused and the connection closed. */
+#define BROKER_FETCH_MAX_PARTITIONS 100000
+
 typedef struct broker_conf {
     char log_dirs[1024];
     char listeners[256];
