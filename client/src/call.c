@@ -80,80 +80,60 @@ static const char *peer(const sl_callconn_t *k)
     return k->peer[0] ? k->peer : "the broker";
 }
 
-/* Reads exactly one response frame into k->buf; its size in *total. */
-static int recv_frame(sl_callconn_t *k, int64_t deadline, int (*cancel)(void *), void *arg,
-                      uint32_t *total, char *errstr, size_t errstr_size)
-{
-    size_t have = 0, need = 4;
-    *total = 0;
-    for (;;) {
-        if (have == need) {
-            if (*total) return SLUICE_OK;
-            if (sl_frame_peek(k->buf, have, CALL_MAX_RESPONSE, total) != SL_OK) {
-                sl_errf(errstr, errstr_size, "bad response frame from %s (is it a Sluice broker?)",
-                        peer(k));
-                return SLUICE_ERR__BAD_MSG;
-            }
-            need = *total;
-        }
-        if (grow(k, need < 4096 ? 4096 : need) != 0) {
-            sl_errf(errstr, errstr_size, "out of memory");
-            return SLUICE_ERR__NO_MEMORY;
-        }
-        /* Read no further than this frame: nothing else is expected, and
-         * anything after it would belong to no request. */
-        ssize_t n = recv(k->fd, k->buf + have, need - have, 0);
-        if (n > 0) {
-            have += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) {
-            int rc = wait_fd(k->fd, POLLIN, deadline, cancel, arg);
-            if (rc == SLUICE_OK) continue;
-            if (rc == SLUICE_ERR__TIMED_OUT)
-                sl_errf(errstr, errstr_size, "no response from %s in time", peer(k));
-            else if (rc == SLUICE_ERR__DESTROY)
-                sl_errf(errstr, errstr_size, "call cancelled (the consumer is closing)");
-            else
-                sl_errf(errstr, errstr_size, "waiting for %s: %s", peer(k), strerror(errno));
-            return rc;
-        }
-        sl_errf(errstr, errstr_size, "connection to %s lost: %s", peer(k),
-                n == 0 ? "closed by the broker" : strerror(errno));
-        return SLUICE_ERR__TRANSPORT;
-    }
-}
-
-/* Writes k->buf[0..len). */
-static int send_all(sl_callconn_t *k, size_t len, int64_t deadline, int (*cancel)(void *),
-                    void *arg, char *errstr, size_t errstr_size)
+/* Sends (dir POLLOUT) or receives (POLLIN) exactly len bytes at p before
+ * deadline. SLUICE_OK, or an error with its message in errstr. */
+static int xfer(sl_callconn_t *k, short dir, uint8_t *p, size_t len, int64_t deadline,
+                int (*cancel)(void *), void *arg, char *errstr, size_t errstr_size)
 {
     for (size_t off = 0; off < len;) {
         /* MSG_NOSIGNAL: a broker that went away must not raise SIGPIPE in
          * the application. */
-        ssize_t w = send(k->fd, k->buf + off, len - off, MSG_NOSIGNAL);
-        if (w > 0) {
-            off += (size_t)w;
+        ssize_t n = dir == POLLOUT ? send(k->fd, p + off, len - off, MSG_NOSIGNAL)
+                                   : recv(k->fd, p + off, len - off, 0);
+        if (n > 0) {
+            off += (size_t)n;
             continue;
         }
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && errno == EAGAIN) {
-            int rc = wait_fd(k->fd, POLLOUT, deadline, cancel, arg);
-            if (rc == SLUICE_OK) continue;
-            if (rc == SLUICE_ERR__TIMED_OUT) {
-                sl_errf(errstr, errstr_size, "request to %s timed out", peer(k));
-                return rc;
-            }
-            if (rc == SLUICE_ERR__DESTROY) {
-                sl_errf(errstr, errstr_size, "call cancelled (the consumer is closing)");
-                return rc;
-            }
-        }
-        sl_errf(errstr, errstr_size, "send to %s failed: %s", peer(k), strerror(errno));
-        return SLUICE_ERR__TRANSPORT;
+        if (n < 0 && errno == EINTR) continue;
+        int rc = SLUICE_ERR__TRANSPORT;
+        if (n < 0 && errno == EAGAIN &&
+            (rc = wait_fd(k->fd, dir, deadline, cancel, arg)) == SLUICE_OK)
+            continue;
+        if (rc == SLUICE_ERR__TIMED_OUT)
+            sl_errf(errstr, errstr_size,
+                    dir == POLLOUT ? "request to %s timed out" : "no response from %s in time",
+                    peer(k));
+        else if (rc == SLUICE_ERR__DESTROY)
+            sl_errf(errstr, errstr_size, "call cancelled (the consumer is closing)");
+        else if (dir == POLLOUT)
+            sl_errf(errstr, errstr_size, "send to %s failed: %s", peer(k), strerror(errno));
+        else
+            sl_errf(errstr, errstr_size, "connection to %s lost: %s", peer(k),
+                    n == 0 ? "closed by the broker" : strerror(errno));
+        return rc;
     }
     return SLUICE_OK;
+}
+
+/* Reads exactly one response frame into k->buf, and no further: nothing
+ * else is expected, and anything after it would belong to no request. Its
+ * size in *total. */
+static int recv_frame(sl_callconn_t *k, int64_t deadline, int (*cancel)(void *), void *arg,
+                      uint32_t *total, char *errstr, size_t errstr_size)
+{
+    /* k->buf held the request just sent: room for 4 bytes at least. */
+    int rc = xfer(k, POLLIN, k->buf, 4, deadline, cancel, arg, errstr, errstr_size);
+    if (rc != SLUICE_OK) return rc;
+    if (sl_frame_peek(k->buf, 4, CALL_MAX_RESPONSE, total) != SL_OK) {
+        sl_errf(errstr, errstr_size, "bad response frame from %s (is it a Sluice broker?)",
+                peer(k));
+        return SLUICE_ERR__BAD_MSG;
+    }
+    if (grow(k, *total) != 0) {
+        sl_errf(errstr, errstr_size, "out of memory");
+        return SLUICE_ERR__NO_MEMORY;
+    }
+    return xfer(k, POLLIN, k->buf + 4, *total - 4, deadline, cancel, arg, errstr, errstr_size);
 }
 
 int sl_call(sl_callconn_t *k, int api, const ProtobufCMessage *req,
@@ -175,7 +155,7 @@ int sl_call(sl_callconn_t *k, int api, const ProtobufCMessage *req,
     sl_request_encode(&h, req, 0, k->buf);
 
     uint32_t total;
-    int rc = send_all(k, len, deadline, cancel, cancel_arg, errstr, errstr_size);
+    int rc = xfer(k, POLLOUT, k->buf, len, deadline, cancel, cancel_arg, errstr, errstr_size);
     if (rc == SLUICE_OK)
         rc = recv_frame(k, deadline, cancel, cancel_arg, &total, errstr, errstr_size);
     if (rc != SLUICE_OK) {
