@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "driver.h"
 
 extern pid_t sluice_bench_broker_pid; /* see drv_sluice.c */
@@ -62,13 +63,6 @@ static rd_kafka_conf_t *make_conf(const workload_t *w, const char *const *kv, ch
         }
     }
     return conf;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Waits for one admin result event on q (at most timeout_ms). */
@@ -195,18 +189,18 @@ static int kafka_setup(const workload_t *w, const char *topic, char *err, size_t
     }
     /* Kafka deletes asynchronously: until it is done, a create of the same
      * name fails with TOPIC_ALREADY_EXISTS. Retry for a while. */
-    int64_t deadline = mono_ms() + 60000;
+    int64_t deadline = sl_mono_ms() + 60000;
     for (;;) {
         e = create_topic(rk, q, topic, w, why, sizeof why);
         if (!e) break;
-        if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS || mono_ms() > deadline) {
+        if (e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS || sl_mono_ms() > deadline) {
             set_err(err, errlen, "create topic", why);
             goto out;
         }
         usleep(200 * 1000);
     }
     while (!topic_ready(rk, topic, (int)w->partitions)) {
-        if (mono_ms() > deadline) {
+        if (sl_mono_ms() > deadline) {
             set_err(err, errlen, "create topic", "partitions got no leader in time");
             goto out;
         }

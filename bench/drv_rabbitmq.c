@@ -52,6 +52,7 @@
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 
+#include "clock.h"
 #include "driver.h"
 
 #define RMQ_USER              "guest"
@@ -83,13 +84,6 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct timeval tv_ms(int64_t ms)
@@ -494,9 +488,9 @@ static int rmq_produce(drv_producer_t *p, int partition, const void *payload, si
     }
     if (p->confirms && p->next - p->base >= PUB_WINDOW) {
         /* Too many unconfirmed: serve confirms until there is room. */
-        int64_t deadline = now_ms() + PUB_BLOCK_MS;
+        int64_t deadline = sl_mono_ms() + PUB_BLOCK_MS;
         while (p->next - p->base >= PUB_WINDOW) {
-            int64_t left = deadline - now_ms();
+            int64_t left = deadline - sl_mono_ms();
             if (left <= 0) {
                 char err[ERRMAX];
                 seterr(err, sizeof err,
@@ -541,9 +535,9 @@ static void rmq_poll(drv_producer_t *p, int timeout_ms)
 
 static int rmq_flush(drv_producer_t *p, int timeout_ms)
 {
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = sl_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     while (!p->dead && p->base < p->next) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - sl_mono_ms();
         if (left <= 0) return -1;
         prod_pump(p, left);
     }
@@ -709,13 +703,13 @@ static long rmq_consume(drv_consumer_t *c, int timeout_ms, drv_message_fn fn, vo
         sleep_ms(timeout_ms);
         return 0;
     }
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = sl_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     long count = 0;
     while (count < CON_MAX_BATCH) {
         if (!amqp_frames_enqueued(c->conn) && !amqp_data_in_buffer(c->conn))
             amqp_maybe_release_buffers(c->conn);
         /* Wait for the first message; after that take only what is there. */
-        struct timeval tv = tv_ms(count == 0 ? deadline - now_ms() : 0);
+        struct timeval tv = tv_ms(count == 0 ? deadline - sl_mono_ms() : 0);
         amqp_envelope_t env;
         amqp_rpc_reply_t r = amqp_consume_message(c->conn, &env, &tv, 0);
         if (r.reply_type == AMQP_RESPONSE_NORMAL) {
@@ -730,7 +724,7 @@ static long rmq_consume(drv_consumer_t *c, int timeout_ms, drv_message_fn fn, vo
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
             r.library_error == AMQP_STATUS_TIMEOUT) {
             if (con_ack(c) < 0) break; /* on timeout: acknowledge what we have */
-            if (count > 0 || now_ms() >= deadline) break;
+            if (count > 0 || sl_mono_ms() >= deadline) break;
             continue;
         }
         if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&

@@ -18,15 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "harness.h"
 #include "sluice/sluice.h"
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 typedef struct {
     sluice_producer_t *p;
@@ -135,14 +129,14 @@ int main(int argc, char **argv)
     usleep(100000);
     prod_t a = {.p = p, .rate = rate, .size = size, .n = (long)rate * seconds};
     int64_t *lat = calloc((size_t)a.n, sizeof *lat);
-    a.start = now_ns() + 20000000;
+    a.start = sl_mono_ns() + 20000000;
     pthread_t th;
     pthread_create(&th, NULL, producer, &a);
     long got = 0;
     while (got < a.n) {
         sluice_message_t *m = sluice_consumer_poll(c, 5000);
         if (!m) break;
-        int64_t t = now_ns(), due;
+        int64_t t = sl_mono_ns(), due;
         if (!m->err && m->value_len >= 8) {
             memcpy(&due, m->value, sizeof due);
             lat[got++] = t - due;

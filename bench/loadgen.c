@@ -33,6 +33,7 @@
 
 #include "batch.h"
 #include "batchgen.h"
+#include "clock.h"
 #include "codec.h"
 #include "harness.h"
 
@@ -44,13 +45,6 @@ static struct {
 } opt = {0, 2, 2, 0, 16, 1, 0, 0, 3.0, 100, 16384, "edge"};
 
 static const char *TOPIC = "loadgen";
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int dial(int port)
 {
@@ -157,7 +151,7 @@ static void take_responses(prod_t *p, pconn_t *pc, sl_arena_t *a)
         if (r->len - r->start < 4) break;
         uint32_t t = sl_be32(r->buf + r->start) + 4;
         if (r->len - r->start < t) break;
-        uint64_t now = mono_ns();
+        uint64_t now = sl_mono_ns();
         sl_response_t resp;
         if (response_code(r->buf + r->start, t, a, &resp) != 0)
             p->errors++;
@@ -199,7 +193,7 @@ static void *producer(void *arg)
         for (int i = 0; i < p->nconns; i++) {
             pconn_t *pc = &cs[i];
             while (!stop_flag && pc->out < (size_t)opt.inflight) {
-                pc->sent[(pc->head + pc->out) % (size_t)opt.inflight] = mono_ns();
+                pc->sent[(pc->head + pc->out) % (size_t)opt.inflight] = sl_mono_ns();
                 write_all(pc->fd, p->frame, p->frame_len);
                 if (opt.acks == 0) {
                     p->requests++;
@@ -387,10 +381,10 @@ static double sendfile_baseline(const char *dir, uint64_t *bytes)
     pthread_create(&th, NULL, base_server, &b);
     int fd = dial(ntohs(sa.sin_port));
     static uint8_t buf[1 << 20];
-    uint64_t t0 = mono_ns(), got = 0;
+    uint64_t t0 = sl_mono_ns(), got = 0;
     ssize_t n;
     while ((n = read(fd, buf, sizeof buf)) > 0) got += (uint64_t)n;
-    double dt = (double)(mono_ns() - t0) / 1e9;
+    double dt = (double)(sl_mono_ns() - t0) / 1e9;
     pthread_join(th, NULL);
     close(fd);
     close(b.lfd);
@@ -489,12 +483,12 @@ int main(int argc, char **argv)
         ps[i].nconns = opt.connections / opt.producers + (i < opt.connections % opt.producers);
         ps[i].frame = build_produce_frame(i % opt.partitions, &ps[i].frame_len, &ps[i].records);
     }
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = sl_mono_ns();
     for (int i = 0; i < opt.producers; i++) pthread_create(&ps[i].th, NULL, producer, &ps[i]);
     poll(NULL, 0, (int)(opt.seconds * 1000));
     stop_flag = 1;
     for (int i = 0; i < opt.producers; i++) pthread_join(ps[i].th, NULL);
-    double pdt = (double)(mono_ns() - t0) / 1e9;
+    double pdt = (double)(sl_mono_ns() - t0) / 1e9;
     uint64_t msgs = 0, bytes = 0, errors = 0, nrtt = 0;
     for (int i = 0; i < opt.producers; i++) {
         msgs += ps[i].msgs;
@@ -546,7 +540,7 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "loadgen: fetching it back with %d connections...\n", opt.consumers);
     cons_t *cs = calloc((size_t)opt.consumers, sizeof *cs);
-    t0 = mono_ns();
+    t0 = sl_mono_ns();
     for (int i = 0; i < opt.consumers; i++) {
         cs[i].first = i;
         cs[i].step = opt.consumers;
@@ -559,7 +553,7 @@ int main(int argc, char **argv)
         fmsgs += cs[i].msgs;
         fbytes += cs[i].bytes;
     }
-    double fdt = (double)(mono_ns() - t0) / 1e9;
+    double fdt = (double)(sl_mono_ns() - t0) / 1e9;
     double fmb = (double)fbytes / 1e6 / fdt;
     double base_mb = 0;
     uint64_t base_bytes = 0;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "harness.h"
 #include "sclient.h"
 #include "sluice/sluice.h"
@@ -27,13 +28,6 @@ static void dr(sluice_producer_t *p, const sluice_message_t *m, void *o)
         failed++;
     else
         delivered++;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int main(int argc, char **argv)
@@ -117,7 +111,7 @@ int main(int argc, char **argv)
                    NULL);
     sluice_producer_flush(p, 10000);
     delivered = failed = 0;
-    double t0 = now_s();
+    double t0 = (double)sl_mono_ns() / 1e9;
     for (long long i = 0; i < n; i++) {
         int rc = sluice_produce(p, "perf", SLUICE_PARTITION_UA, NULL, 0, payload, (size_t)size,
                                 NULL, 0, 0, NULL);
@@ -127,9 +121,9 @@ int main(int argc, char **argv)
         }
         if ((i & 4095) == 0) sluice_producer_poll(p, 0);
     }
-    double t_prod = now_s() - t0;
+    double t_prod = (double)sl_mono_ns() / 1e9 - t0;
     sluice_producer_flush(p, 120000);
-    double el = now_s() - t0;
+    double el = (double)sl_mono_ns() / 1e9 - t0;
     sluice_producer_destroy(p);
     free(payload);
     double rate = (double)delivered / el;

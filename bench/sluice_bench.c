@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "driver.h"
 #include "harness.h"
 #include "histogram.h"
@@ -68,9 +69,8 @@ const char *driver_group_id(const char *topic)
     if (!atomic_load(&done)) {
         /* Consumers are created from one thread before they start, so this
          * first write does not race. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        snprintf(id, sizeof id, "%s-g%ld-%lld", topic, (long)getpid(), (long long)ts.tv_sec);
+        snprintf(id, sizeof id, "%s-g%ld-%lld", topic, (long)getpid(),
+                 (long long)(sl_wall_ms() / 1000));
         atomic_store(&done, 1);
     }
     return id;
@@ -92,13 +92,6 @@ const bench_driver_t *driver_for(workload_system_t system)
 #endif
     }
     return NULL;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void sleep_until(uint64_t t)
@@ -195,21 +188,21 @@ static void *producer_main(void *arg)
         if (rate_k) {
             send_ns = due_time(r->t0, i, rate_k);
             if (r->mend && send_ns >= r->mend) break;
-            now = now_ns();
+            now = sl_mono_ns();
             /* Serve acknowledgements while waiting; sleep the last stretch
              * rather than spin, which would steal CPU from the clients and
              * broker being measured. Waking late is measured (send delay). */
             if (send_ns > now + 2000000) {
                 d->poll(pr->p, (int)((send_ns - now) / 1000000) - 1);
-                now = now_ns();
+                now = sl_mono_ns();
             }
             if (send_ns > now) {
                 sleep_until(send_ns);
-                now = now_ns();
+                now = sl_mono_ns();
             }
             if (send_ns >= r->mstart) histogram_record(pr->send_delay, now - send_ns);
         } else {
-            send_ns = now = now_ns();
+            send_ns = now = sl_mono_ns();
             if (r->mend && now >= r->mend) break;
         }
         bool measured = send_ns >= r->mstart;
@@ -239,7 +232,7 @@ static void *producer_main(void *arg)
         if ((pr->sent & 63) == 0) d->poll(pr->p, 0);
     }
     if (d->flush(pr->p, 60000) != 0) pr->flush_failed = true;
-    pr->flushed_ns = now_ns();
+    pr->flushed_ns = sl_mono_ns();
     free(buf);
     return NULL;
 }
@@ -272,7 +265,7 @@ static void check_arrivals(cons_t *c)
 static void on_message(void *arg, int partition, const void *payload, size_t len)
 {
     cons_t *c = arg;
-    uint64_t t = now_ns();
+    uint64_t t = sl_mono_ns();
     seqcheck_hdr_t h;
     if (seqcheck_decode(payload, len, &h) != 0) {
         c->garbage++;
@@ -400,11 +393,10 @@ static void print_json(const workload_t *w, const results_t *s)
 static int run_workload(const workload_t *w, const bench_driver_t *d, results_t *s)
 {
     char err[512], topic[128];
-    struct timespec rt;
-    clock_gettime(CLOCK_REALTIME, &rt);
     /* A fresh name per run: a topic still being deleted by an earlier run
      * (Kafka deletes asynchronously) cannot get in the way. */
-    snprintf(topic, sizeof topic, "sluice-bench-%ld-%lld", (long)getpid(), (long long)rt.tv_sec);
+    snprintf(topic, sizeof topic, "sluice-bench-%ld-%lld", (long)getpid(),
+             (long long)(sl_wall_ms() / 1000));
     if (d->setup(w, topic, err, sizeof err) != 0) {
         fprintf(stderr, "sluice-bench: setup: %s\n", err);
         return -1;
@@ -453,7 +445,7 @@ static int run_workload(const workload_t *w, const bench_driver_t *d, results_t 
         if (pthread_create(&co[started_c].th, NULL, consumer_main, &co[started_c]) != 0) goto out;
 
     pid_t bpid = d->broker_pid(w);
-    r.t0 = now_ns() + 50000000u; /* every producer thread is running by then */
+    r.t0 = sl_mono_ns() + 50000000u; /* every producer thread is running by then */
     r.mstart = r.t0 + (uint64_t)w->warmup_s * 1000000000u;
     r.mend = w->messages ? 0 : r.mstart + (uint64_t)w->duration_s * 1000000000u;
     for (; started_p < np; started_p++)
@@ -478,7 +470,7 @@ static int run_workload(const workload_t *w, const bench_driver_t *d, results_t 
 
     /* Drain: everything acknowledged should arrive; stop early only when
      * nothing new came for DRAIN_IDLE_S (then the rest counts as lost). */
-    uint64_t seen = atomic_load(&r.delivered), idle_since = now_ns();
+    uint64_t seen = atomic_load(&r.delivered), idle_since = sl_mono_ns();
     while (nc && seen < s->acked) {
         usleep(20000);
         uint64_t cur = atomic_load(&r.delivered);
@@ -487,8 +479,8 @@ static int run_workload(const workload_t *w, const bench_driver_t *d, results_t 
             any_failed |= co[i].failed; /* written before that thread exits */
         if (any_failed) break;
         if (cur != seen)
-            seen = cur, idle_since = now_ns();
-        else if (now_ns() - idle_since > (uint64_t)DRAIN_IDLE_S * 1000000000u)
+            seen = cur, idle_since = sl_mono_ns();
+        else if (sl_mono_ns() - idle_since > (uint64_t)DRAIN_IDLE_S * 1000000000u)
             break;
     }
     double cpu1 = bpid ? proc_cpu_s(bpid) : -1;

@@ -46,6 +46,7 @@
 
 #include "batch.h"
 #include "batchgen.h"
+#include "clock.h"
 #include "crc32c.h"
 #include "store.h"
 
@@ -133,20 +134,6 @@ static void progress(const char *fmt, ...)
 
 /* ---- clocks ------------------------------------------------------------------ */
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- batches ----------------------------------------------------------------- */
 
 typedef struct pool {
@@ -182,7 +169,7 @@ static void pool_build(pool_t *p, int n, int records, size_t value_size)
     p->n = n;
     p->records = records;
     p->value_size = value_size;
-    int64_t ts = wall_ms();
+    int64_t ts = sl_wall_ms();
     for (int i = 0; i < n; i++) {
         size_t len;
         p->bufs[i] = bg_simple(records, value_size, ts, (uint32_t)i * 7919u + 1, &len);
@@ -312,7 +299,7 @@ static void phase_begin(phase_t *r)
 
 static void phase_end(phase_t *r, uint64_t t0)
 {
-    r->secs = (double)(mono_ns() - t0) / 1e9;
+    r->secs = (double)(sl_mono_ns() - t0) / 1e9;
     double u, s;
     thread_cpu(&u, &s);
     r->user = u - r->user;
@@ -337,10 +324,10 @@ static phase_t run_baseline(const opts_t *o, const pool_t *pl, const char *root,
     if (fd < 0) die("open %s: %s", path, strerror(errno));
     phase_t r = {0};
     phase_begin(&r);
-    uint64_t t0 = mono_ns(), deadline = t0 + (uint64_t)(o->seconds * 1e9);
+    int64_t t0 = sl_mono_ns(), deadline = t0 + (int64_t)(o->seconds * 1e9);
     for (;;) {
-        if (mono_ns() >= deadline || r.bytes + pl->len > (uint64_t)o->max_bytes) break;
-        g_clock_sink = wall_ms(); /* read as often as the append loop reads it */
+        if (sl_mono_ns() >= deadline || r.bytes + pl->len > (uint64_t)o->max_bytes) break;
+        g_clock_sink = sl_wall_ms(); /* read as often as the append loop reads it */
         const uint8_t *b = pl->bufs[r.batches % (uint64_t)pl->n];
         size_t off = 0;
         while (off < pl->len) {
@@ -373,11 +360,11 @@ static phase_t run_append(const opts_t *o, const pool_t *pl, const char *root, i
     sl_err_clear(&err);
     phase_t r = {0};
     phase_begin(&r);
-    uint64_t t0 = mono_ns(), deadline = t0 + (uint64_t)(o->seconds * 1e9);
+    int64_t t0 = sl_mono_ns(), deadline = t0 + (int64_t)(o->seconds * 1e9);
     for (;;) {
-        if (mono_ns() >= deadline || r.bytes + pl->len > (uint64_t)o->max_bytes) break;
+        if (sl_mono_ns() >= deadline || r.bytes + pl->len > (uint64_t)o->max_bytes) break;
         partition_append_info_t info;
-        int rc = partition_append(p, pl->bufs[r.batches % (uint64_t)pl->n], pl->len, wall_ms(),
+        int rc = partition_append(p, pl->bufs[r.batches % (uint64_t)pl->n], pl->len, sl_wall_ms(),
                                   &info, &err);
         check(rc, &err, "partition_append");
         r.bytes += pl->len;
@@ -446,16 +433,17 @@ static void run_recovery(const opts_t *o, const pool_t *pl, const char *root, re
     store_t *s;
     partition_t *p;
     open_fresh(dir, "recovery", seg_bytes, &s, &p);
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = sl_mono_ns();
     uint64_t n = 0;
     while (out->bytes_written + pl->len <= target) {
         partition_append_info_t info;
-        check(partition_append(p, pl->bufs[n++ % (uint64_t)pl->n], pl->len, wall_ms(), &info, &err),
+        check(partition_append(p, pl->bufs[n++ % (uint64_t)pl->n], pl->len, sl_wall_ms(), &info,
+                               &err),
               &err, "partition_append (recovery data)");
         out->bytes_written += pl->len;
         out->records += info.records;
     }
-    out->write_secs = (double)(mono_ns() - t0) / 1e9;
+    out->write_secs = (double)(sl_mono_ns() - t0) / 1e9;
     partition_stats_t st;
     partition_stats(p, &st);
     if (st.segments != 1) die("recovery data spans %u segments, expected 1", st.segments);
@@ -479,10 +467,10 @@ static void run_recovery(const opts_t *o, const pool_t *pl, const char *root, re
                            .conf = &conf,
                            .cache = cache,
                            .recover = 1,
-                           .now_ms = wall_ms()};
-    t0 = mono_ns();
+                           .now_ms = sl_wall_ms()};
+    t0 = sl_mono_ns();
     int rc = partition_open(&po, &p, &out->rec, &err);
-    out->ms = (double)(mono_ns() - t0) / 1e6;
+    out->ms = (double)(sl_mono_ns() - t0) / 1e6;
     check(rc, &err, "partition_open(recover=1)");
     int64_t leo = partition_log_end(p);
     partition_close(p, 0);
@@ -503,10 +491,10 @@ static void run_recovery(const opts_t *o, const pool_t *pl, const char *root, re
     partition_unref(p);
     store_close(s);
     for (int i = 0; i < CLEAN_OPENS; i++) {
-        t0 = mono_ns();
+        t0 = sl_mono_ns();
         check(store_open(&so, &s, &err), &err, "store_open (clean)");
         check(store_partition(s, "recovery", 0, &p, &err), &err, "store_partition (clean)");
-        double ms = (double)(mono_ns() - t0) / 1e6;
+        double ms = (double)(sl_mono_ns() - t0) / 1e6;
         if (!store_was_clean(s)) die("store_close did not leave a clean-shutdown marker");
         if (partition_log_end(p) != out->records)
             die("clean reopen: log end %" PRId64 ", expected %" PRId64, partition_log_end(p),
@@ -542,7 +530,7 @@ static void *fs_loop(void *arg)
     fs_worker_t *w = arg;
     while (!atomic_load(w->stop)) {
         partition_append_info_t info;
-        w->rc = partition_append(w->p, w->buf, w->len, wall_ms(), &info, &w->err);
+        w->rc = partition_append(w->p, w->buf, w->len, sl_wall_ms(), &info, &w->err);
         if (w->rc != SL_OK) break;
         w->rc = flusher_wait_sync(w->f, w->p, info.last_offset, &w->err);
         if (w->rc != SL_OK) break;
@@ -575,12 +563,12 @@ static void run_fsync(const opts_t *o, const char *root, fsync_res_t *out)
     out->threads = nt;
     flusher_stats_t before, after;
     flusher_get_stats(f, &before);
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = sl_mono_ns();
     for (int i = 0; i < nt; i++) {
         w[i].p = p;
         w[i].f = f;
         w[i].stop = &stop;
-        w[i].buf = bg_simple(FSYNC_RECORDS, FSYNC_VALUE, wall_ms(), (uint32_t)i + 1, &w[i].len);
+        w[i].buf = bg_simple(FSYNC_RECORDS, FSYNC_VALUE, sl_wall_ms(), (uint32_t)i + 1, &w[i].len);
         if (!w[i].buf) die("cannot build a batch");
         out->batch_bytes = w[i].len;
         int e = pthread_create(&w[i].th, NULL, fs_loop, &w[i]);
@@ -591,7 +579,7 @@ static void run_fsync(const opts_t *o, const char *root, fsync_res_t *out)
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) continue;
     atomic_store(&stop, 1);
     for (int i = 0; i < nt; i++) pthread_join(w[i].th, NULL);
-    out->secs = (double)(mono_ns() - t0) / 1e9;
+    out->secs = (double)(sl_mono_ns() - t0) / 1e9;
     flusher_get_stats(f, &after);
     out->st.flushes = after.flushes - before.flushes;
     out->st.waits_done = after.waits_done - before.waits_done;

@@ -1,6 +1,7 @@
 #include "conf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,15 +9,15 @@
 
 #include "log.h"
 
-#define O(f)            offsetof(broker_conf_t, f)
-#define T(f)            (offsetof(broker_conf_t, topic) + offsetof(sl_log_conf_t, f))
-#define STR(f)          CONF_STRING, O(f), sizeof(((broker_conf_t *)0)->f), 0, 0
-#define INT(f, lo, hi)  CONF_INT, O(f), 0, lo, hi
-#define TINT(f, lo, hi) CONF_INT, T(f), 0, lo, hi
-#define BOOL(f)         CONF_BOOL, O(f), 0, 0, 1
-#define ENUM(f)         CONF_ENUM, O(f), 0, 0, 0
+#define O(f)           offsetof(broker_conf_t, f)
+#define STR(f)         CONF_STRING, O(f), sizeof(((broker_conf_t *)0)->f), 0, 0
+#define INT(f, lo, hi) CONF_INT, O(f), 0, lo, hi
+#define BOOL(f)        CONF_BOOL, O(f), 0, 0, 1
+#define ENUM(f)        CONF_ENUM, O(f), 0, 0, 0
 
-static const conf_def_t table[] = {
+/* The broker's own keys. The defaults of topic configs follow them in
+ * `table` (see topic_keys). */
+static const conf_def_t broker_keys[] = {
     {"log.dirs", STR(log_dirs), "./data", NULL, "Data directory (one)."},
     {"listeners", STR(listeners), "127.0.0.1:9292", NULL,
      "host:port for Sluice's protocol; port 0 picks a free port (logged)."},
@@ -30,8 +31,9 @@ static const conf_def_t table[] = {
      "kafka.listeners address (127.0.0.1 when it binds every address)."},
     {"node.id", INT(node_id, 0, 2147483647), "1", NULL,
      "This broker's node id in Kafka's Metadata (leader, controller, coordinator)."},
-    {"num.reactors", INT(num_reactors, 0, 256), "0", NULL,
-     "Reactor threads, each with its own epoll and SO_REUSEPORT listener; 0 = one per core."},
+    {"num.reactors", INT(num_reactors, 0, BROKER_MAX_REACTORS), "0", NULL,
+     "Reactor threads, each with its own epoll and SO_REUSEPORT listener; 0 = one per core "
+     "(at most 64)."},
     {"reactor.mode", ENUM(reactor_edge), "edge", "level|edge",
      "epoll triggering: edge (EPOLLET, read/write until EAGAIN) or level."},
     {"max.request.size", INT(max_request_size, 1024, 1LL << 30), "16777216", NULL,
@@ -71,34 +73,71 @@ static const conf_def_t table[] = {
     {"group.initial.rebalance.delay.ms", INT(group_initial_rebalance_delay_ms, 0, 300000), "0",
      NULL,
      "An empty group's first rebalance waits this long for more members to join (Kafka: 3000)."},
-    {"log.segment.bytes", TINT(segment_bytes, 4096, INT32_MAX), "1073741824", NULL,
-     "Default segment.bytes of topics."},
-    {"log.roll.ms", TINT(segment_ms, 1, INT64_MAX), "604800000", NULL,
-     "Default segment.ms of topics."},
-    {"log.retention.ms", TINT(retention_ms, -1, INT64_MAX), "604800000", NULL,
-     "Default retention.ms of topics."},
-    {"log.retention.bytes", TINT(retention_bytes, -1, INT64_MAX), "-1", NULL,
-     "Default retention.bytes of topics."},
-    {"log.index.interval.bytes", TINT(index_interval_bytes, 0, INT32_MAX), "4096", NULL,
-     "Default index.interval.bytes of topics."},
-    {"log.flush.interval.messages", TINT(flush_messages, 1, INT64_MAX), "9223372036854775807", NULL,
-     "Default flush.messages of topics."},
-    {"log.flush.interval.ms", TINT(flush_ms, 0, INT64_MAX), "9223372036854775807", NULL,
-     "Default flush.ms of topics."},
-    {"message.max.bytes", TINT(max_message_bytes, 64, 256LL * 1024 * 1024), "1048588", NULL,
-     "Default max.message.bytes of topics."},
 };
+
+/* The broker-wide default of each topic config, under Kafka's broker-level
+ * name. Bounds and defaults are storage/logconf.c's: that table is the one
+ * place they are written, and table_build copies them from it. */
+static const struct {
+    const char *name;      /* the broker key */
+    const char *topic_key; /* the key of sl_log_conf_table() it sets the default of */
+    const char *doc;
+} topic_keys[] = {
+    {"log.segment.bytes", "segment.bytes", "Default segment.bytes of topics."},
+    {"log.roll.ms", "segment.ms", "Default segment.ms of topics."},
+    {"log.retention.ms", "retention.ms", "Default retention.ms of topics."},
+    {"log.retention.bytes", "retention.bytes", "Default retention.bytes of topics."},
+    {"log.index.interval.bytes", "index.interval.bytes", "Default index.interval.bytes of topics."},
+    {"log.flush.interval.messages", "flush.messages", "Default flush.messages of topics."},
+    {"log.flush.interval.ms", "flush.ms", "Default flush.ms of topics."},
+    {"message.max.bytes", "max.message.bytes", "Default max.message.bytes of topics."},
+};
+
+#define NBROKER (sizeof broker_keys / sizeof broker_keys[0])
+#define NTOPIC  (sizeof topic_keys / sizeof topic_keys[0])
+#define NTABLE  (NBROKER + NTOPIC)
+
+/* broker_keys then topic_keys, built once (first use) by table_build. */
+static conf_def_t table[NTABLE];
+static char topic_defs[NTOPIC][24]; /* the topic defaults as text */
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static void table_build(void)
+{
+    memcpy(table, broker_keys, sizeof broker_keys);
+    for (size_t i = 0; i < NTOPIC; i++) {
+        const sl_log_conf_def_t *t = sl_log_conf_find(topic_keys[i].topic_key);
+        if (!t) abort(); /* a name above that logconf.c lacks: test_broker_conf catches it */
+        snprintf(topic_defs[i], sizeof topic_defs[i], "%lld", (long long)t->def);
+        table[NBROKER + i] = (conf_def_t){
+            .name = topic_keys[i].name,
+            .type = CONF_INT,
+            .offset = offsetof(broker_conf_t, topic) + t->offset,
+            .min = t->min,
+            .max = t->max,
+            .def = topic_defs[i],
+            .doc = topic_keys[i].doc,
+        };
+    }
+}
+
+static const conf_def_t *table_get(void)
+{
+    pthread_once(&table_once, table_build);
+    return table;
+}
 
 const conf_def_t *broker_conf_table(size_t *n)
 {
-    *n = sizeof table / sizeof table[0];
-    return table;
+    *n = NTABLE;
+    return table_get();
 }
 
 static const conf_def_t *find(const char *key)
 {
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (strcmp(table[i].name, key) == 0) return &table[i];
+    const conf_def_t *t = table_get();
+    for (size_t i = 0; i < NTABLE; i++)
+        if (strcmp(t[i].name, key) == 0) return &t[i];
     return NULL;
 }
 
@@ -122,7 +161,7 @@ int broker_conf_set(broker_conf_t *c, const char *key, const char *value, sl_err
     if (!d) {
         const char *best = NULL;
         size_t bd = 5;
-        for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        for (size_t i = 0; i < NTABLE; i++) {
             /* Also against the name without its first dotted part, so a
              * topic-level spelling ("segment.bytes") finds "log.segment.bytes". */
             const char *dot = strchr(table[i].name, '.');
@@ -185,8 +224,8 @@ int broker_conf_set(broker_conf_t *c, const char *key, const char *value, sl_err
 void broker_conf_defaults(broker_conf_t *c)
 {
     memset(c, 0, sizeof *c);
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        broker_conf_set(c, table[i].name, table[i].def, NULL);
+    const conf_def_t *t = table_get();
+    for (size_t i = 0; i < NTABLE; i++) broker_conf_set(c, t[i].name, t[i].def, NULL);
 }
 
 static char *trim(char *s)
@@ -347,8 +386,9 @@ int broker_conf_check(const broker_conf_t *c, sl_err_t *err)
 void broker_conf_dump(const broker_conf_t *c, int fd)
 {
     const char *base = (const char *)c;
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        const conf_def_t *d = &table[i];
+    const conf_def_t *t = table_get();
+    for (size_t i = 0; i < NTABLE; i++) {
+        const conf_def_t *d = &t[i];
         char line[2048];
         int64_t v = d->type == CONF_STRING ? 0 : *(const int64_t *)(base + d->offset);
         if (d->type == CONF_STRING)

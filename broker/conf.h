@@ -1,5 +1,8 @@
-/* conf.h — sluiced's configuration: one static table (name, type, bounds,
- * default, description), loaded from a key=value file and --key=value flags.
+/* conf.h — sluiced's configuration: one table (name, type, bounds, default,
+ * description), loaded from a key=value file and --key=value flags. The
+ * broker's own keys are written in conf.c; the defaults of topic configs
+ * (log.segment.bytes, ...) take their bounds and defaults from
+ * storage/logconf.c's table, so each is written once.
  *
  * Unknown keys and bad values stop start-up with a message naming the key,
  * the value, what was expected and (for an unknown key) the closest known
@@ -15,6 +18,17 @@
 
 #include "errors.h"
 #include "logconf.h"
+
+/* Most reactors (num.reactors): a partition's watcher word has one bit per
+ * reactor (fetch long polls, push subscriptions) and is 64 bits wide. */
+#define BROKER_MAX_REACTORS 64
+
+/* Most partitions one Fetch request may name, over all its topics (Kafka's
+ * Fetch; Sluice's Fetch names one partition). A consumer asks for all it
+ * was assigned on this broker in one Fetch, so this is as large as an
+ * assignment may be (group.h's GRP_MAX_ASSIGNED); beyond it the request is
+ * refused and the connection closed. */
+#define BROKER_FETCH_MAX_PARTITIONS 100000
 
 typedef struct broker_conf {
     char log_dirs[1024];
@@ -57,6 +71,8 @@ typedef struct conf_def {
     const char *doc;
 } conf_def_t;
 
+/* The table, *n entries: the broker's keys, then the topic defaults. Static
+ * storage, built on first use (thread-safe). */
 const conf_def_t *broker_conf_table(size_t *n);
 
 /* Fills every default. */

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 typedef struct waiter {
     int64_t offset;
     flusher_done_fn done;
@@ -31,20 +33,6 @@ struct flusher {
     entry_t *entries;
     flusher_stats_t stats;
 };
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static entry_t *find(flusher_t *f, partition_t *p, int create)
 {
@@ -107,9 +95,9 @@ static void flush_entry(flusher_t *f, entry_t *e)
     e->busy = 1;
     pthread_mutex_unlock(&f->mu);
     sl_err_t err;
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = sl_mono_ns();
     int rc = partition_flush(e->p, &err);
-    uint64_t dt = mono_ns() - t0;
+    uint64_t dt = sl_mono_ns() - t0;
     int64_t durable = partition_durable(e->p);
     pthread_mutex_lock(&f->mu);
     f->stats.flushes++;
@@ -129,7 +117,7 @@ static void *loop(void *arg)
     flusher_t *f = arg;
     pthread_mutex_lock(&f->mu);
     for (;;) {
-        int64_t now = wall_ms();
+        int64_t now = sl_wall_ms();
         entry_t *work = NULL;
         int any_dirty = 0;
         for (entry_t *e = f->entries; e; e = e->next) {
@@ -153,10 +141,7 @@ static void *loop(void *arg)
         if (any_dirty) {
             /* flush.ms is checked every 10 ms while some partition holds
              * unflushed data; idle otherwise. */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 10 * 1000000;
-            if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+            struct timespec ts = sl_abstime(CLOCK_REALTIME, 10);
             pthread_cond_timedwait(&f->cv, &f->mu, &ts);
         } else {
             pthread_cond_wait(&f->cv, &f->mu);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "io.h"
 
 typedef struct topic {
@@ -46,13 +47,6 @@ struct store {
     void (*on_recover)(void *arg, const char *topic, int32_t id, const partition_recovery_t *rec);
     void *on_recover_arg;
 };
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint32_t hash(const char *s)
 {
@@ -679,7 +673,7 @@ static int open_part(store_t *s, topic_t *t, int32_t id, sl_err_t *err)
         .conf = &t->conf,
         .cache = s->cache,
         .recover = !s->was_clean,
-        .now_ms = wall_ms(),
+        .now_ms = sl_wall_ms(),
         .on_dirty = flusher_mark_dirty,
         .on_dirty_arg = s->flusher,
         .producers = &s->producers,

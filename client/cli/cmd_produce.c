@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "clock.h"
 
 static const char help[] =
     "Usage: sluice produce -t TOPIC [OPTIONS] < lines\n"
@@ -59,13 +60,6 @@ static void dr_cb(sluice_producer_t *p, const sluice_message_t *m, void *opaque)
     if (st->failed++ < MAX_REPORTED_FAILURES)
         cli_err(st->c, "line %" PRIuPTR " not delivered: %s", (uintptr_t)m->opaque,
                 sluice_err2str(m->err));
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int progress_shown;
@@ -186,7 +180,7 @@ int cmd_produce(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     int tty = isatty(STDERR_FILENO);
-    int64_t next_progress = mono_ms() + 1000;
+    int64_t next_progress = sl_mono_ms() + 1000;
     size_t seplen = keysep ? strlen(keysep) : 0;
     char *line = NULL;
     size_t cap = 0;
@@ -223,9 +217,9 @@ int cmd_produce(int argc, char **argv)
             break;
         }
         sluice_producer_poll(p, 0);
-        if (tty && mono_ms() >= next_progress) {
+        if (tty && sl_mono_ms() >= next_progress) {
             progress(&st, lines, 0);
-            next_progress = mono_ms() + 500;
+            next_progress = sl_mono_ms() + 500;
         }
     }
     free(line);
@@ -235,7 +229,7 @@ int cmd_produce(int argc, char **argv)
     }
     /* Every report arrives within delivery.timeout.ms, so this ends. */
     while (sluice_producer_flush(p, 500) != SLUICE_OK)
-        if (tty && mono_ms() >= next_progress) progress(&st, lines, 0);
+        if (tty && sl_mono_ms() >= next_progress) progress(&st, lines, 0);
     if (progress_shown) progress(&st, lines, 1); /* ends the \r line */
     sluice_producer_destroy(p);
     if (st.failed > MAX_REPORTED_FAILURES)

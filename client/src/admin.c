@@ -4,81 +4,38 @@
  * One blocking socket per handle, one request at a time: an admin call is
  * rare and small, so pipelining or an I/O thread would buy nothing. Every
  * call is bounded by request.timeout.ms (connect, write and read together).
- * A call that times out or breaks the stream closes the connection, because
- * a late response would otherwise be taken as the answer to the next
- * request; the next call reconnects (first reachable bootstrap server).
+ * A call that times out or breaks the stream closes the connection (call.c),
+ * because a late response would otherwise be taken as the answer to the
+ * next request; the next call reconnects (first reachable bootstrap server).
  *
  * A handle is used by one thread at a time (no locking).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "clock.h"
 #include "internal.h"
 
 #define ADMIN_MAX_RESPONSE (64u << 20)
 
 struct sluice_admin_s {
     sluice_conf_t *conf;
-    int fd;
-    uint64_t corr;
-    char server[256]; /* the server fd is connected to, for messages */
-    uint8_t *rbuf;
-    size_t rcap;
-    sl_arena_t arena;
+    sl_callconn_t conn; /* peer: the bootstrap server it is connected to */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void errf(char *errstr, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *errstr, size_t size, const char *fmt, ...)
-{
-    if (!errstr || size == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errstr, size, fmt, ap);
-    va_end(ap);
-}
 
 static int remaining(int64_t deadline)
 {
-    int64_t left = deadline - mono_ms();
+    int64_t left = deadline - sl_mono_ms();
     return left > 0 ? (int)left : 0;
-}
-
-/* Connects to one "host:port" before deadline. fd, or -1 with errno. */
-static int connect_one(const char *hostport, int64_t deadline)
-{
-    return sl_net_dial_wait(hostport, remaining(deadline));
-}
-
-static void disconnect(sluice_admin_t *a)
-{
-    if (a->fd >= 0) close(a->fd);
-    a->fd = -1;
 }
 
 /* Tries each bootstrap server in order; SLUICE_OK or SLUICE_ERR__TRANSPORT
  * naming every server and why it failed. */
 static int ensure_connected(sluice_admin_t *a, int64_t deadline, char *errstr, size_t errstr_size)
 {
-    if (a->fd >= 0) return SLUICE_OK;
+    if (a->conn.fd >= 0) return SLUICE_OK;
     const char *s = a->conf->bootstrap_servers ? a->conf->bootstrap_servers : "";
     char why[512] = "";
     size_t wl = 0;
@@ -93,10 +50,10 @@ static int ensure_connected(sluice_admin_t *a, int64_t deadline, char *errstr, s
         if (l == 0 || l >= sizeof server) continue;
         memcpy(server, p, l);
         server[l] = '\0';
-        int fd = connect_one(server, deadline);
+        int fd = sl_net_dial_wait(server, remaining(deadline));
         if (fd >= 0) {
-            a->fd = fd;
-            snprintf(a->server, sizeof a->server, "%s", server);
+            a->conn.fd = fd;
+            snprintf(a->conn.peer, sizeof a->conn.peer, "%s", server);
             return SLUICE_OK;
         }
         int n = snprintf(why + wl, sizeof why - wl, "%s%s: %s", wl ? "; " : "", server,
@@ -104,162 +61,50 @@ static int ensure_connected(sluice_admin_t *a, int64_t deadline, char *errstr, s
         if (n > 0 && (size_t)n < sizeof why - wl) wl += (size_t)n;
         if (remaining(deadline) == 0) break;
     }
-    errf(errstr, errstr_size, "cannot connect to bootstrap.servers (%s)",
-         wl ? why : "no server given");
+    sl_errf(errstr, errstr_size, "cannot connect to bootstrap.servers (%s)",
+            wl ? why : "no server given");
     return SLUICE_ERR__TRANSPORT;
 }
 
-/* Waits for fd to be ready for events before deadline: 1 ready, 0 timed
- * out, -1 error. */
-static int wait_fd(int fd, short events, int64_t deadline)
-{
-    struct pollfd pfd = {.fd = fd, .events = events};
-    for (;;) {
-        int n = poll(&pfd, 1, remaining(deadline));
-        if (n < 0 && errno == EINTR) continue;
-        return n < 0 ? -1 : n > 0;
-    }
-}
-
 /* Sends one request and receives its response, decoding the body with
- * desc into the arena (valid until the next call). Returns the broker's
- * error code (its message in errstr) or a local error; *body is set only
- * on SLUICE_OK. */
+ * desc into the connection's arena (valid until the next call). Returns
+ * the broker's error code (its message in errstr) or a local error; *body
+ * is set only on SLUICE_OK. */
 static int call(sluice_admin_t *a, int api, const ProtobufCMessage *req,
                 const ProtobufCMessageDescriptor *desc, ProtobufCMessage **body, char *errstr,
                 size_t errstr_size)
 {
-    int64_t deadline = mono_ms() + a->conf->request_timeout_ms;
+    int64_t deadline = sl_mono_ms() + a->conf->request_timeout_ms;
     int rc = ensure_connected(a, deadline, errstr, errstr_size);
     if (rc != SLUICE_OK) return rc;
-
-    Sluice__RequestHeader h = SLUICE__REQUEST_HEADER__INIT;
-    h.api = (Sluice__ApiKey)api;
-    h.version = SL_PROTOCOL_VERSION;
-    h.correlation_id = ++a->corr;
-    size_t len = sl_request_size(&h, req);
-    uint8_t *out = malloc(len);
-    if (!out) {
-        errf(errstr, errstr_size, "out of memory");
-        return SLUICE_ERR__NO_MEMORY;
+    rc = sl_call(&a->conn, api, req, desc, deadline, NULL, NULL, body, errstr, errstr_size);
+    if (rc == SLUICE_ERR__TIMED_OUT && errstr && errstr_size) {
+        size_t l = strlen(errstr);
+        sl_errf(errstr + l, errstr_size - l, " (request.timeout.ms=%d)",
+                a->conf->request_timeout_ms);
+    } else if (rc > 0 && errstr && errstr_size && !errstr[0]) {
+        /* A broker error without a message still gets a readable one. */
+        sl_errf(errstr, errstr_size, "%s", sluice_err2str(rc));
     }
-    len = sl_request_encode(&h, req, 0, out);
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = send(a->fd, out + off, len - off, MSG_NOSIGNAL);
-        if (w > 0) {
-            off += (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && errno == EAGAIN) {
-            int ready = wait_fd(a->fd, POLLOUT, deadline);
-            if (ready > 0) continue;
-            if (ready == 0) {
-                free(out);
-                disconnect(a);
-                errf(errstr, errstr_size, "request to %s timed out (request.timeout.ms=%d)",
-                     a->server, a->conf->request_timeout_ms);
-                return SLUICE_ERR__TIMED_OUT;
-            }
-        }
-        free(out);
-        errf(errstr, errstr_size, "send to %s failed: %s", a->server, strerror(errno));
-        disconnect(a);
-        return SLUICE_ERR__TRANSPORT;
-    }
-    free(out);
-
-    size_t have = 0;
-    uint32_t total = 0;
-    for (;;) {
-        if (have >= 4) {
-            int prc = sl_frame_peek(a->rbuf, have, ADMIN_MAX_RESPONSE, &total);
-            if (prc != SL_OK) {
-                errf(errstr, errstr_size, "bad response frame from %s (is it a Sluice broker?)",
-                     a->server);
-                disconnect(a);
-                return SLUICE_ERR__BAD_MSG;
-            }
-            if (have >= total) break;
-        }
-        size_t want = have < 4 ? 4096 : total;
-        if (a->rcap < want) {
-            uint8_t *nb = realloc(a->rbuf, want);
-            if (!nb) {
-                errf(errstr, errstr_size, "out of memory");
-                disconnect(a);
-                return SLUICE_ERR__NO_MEMORY;
-            }
-            a->rbuf = nb;
-            a->rcap = want;
-        }
-        /* Read no further than this frame: nothing else is expected, and
-         * anything after it would belong to no request. */
-        size_t limit = have < 4 ? 4 : total;
-        ssize_t n = recv(a->fd, a->rbuf + have, limit - have, 0);
-        if (n > 0) {
-            have += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) {
-            int ready = wait_fd(a->fd, POLLIN, deadline);
-            if (ready > 0) continue;
-            if (ready == 0) {
-                disconnect(a);
-                errf(errstr, errstr_size, "no response from %s within request.timeout.ms=%d",
-                     a->server, a->conf->request_timeout_ms);
-                return SLUICE_ERR__TIMED_OUT;
-            }
-        }
-        errf(errstr, errstr_size, "connection to %s lost: %s", a->server,
-             n == 0 ? "closed by the broker" : strerror(errno));
-        disconnect(a);
-        return SLUICE_ERR__TRANSPORT;
-    }
-
-    sl_arena_reset(&a->arena);
-    sl_response_t rs;
-    sl_err_t err;
-    if (sl_response_decode(a->rbuf, total, &a->arena, &rs, &err) != SL_OK ||
-        rs.hdr->correlation_id != h.correlation_id) {
-        errf(errstr, errstr_size, "undecodable response from %s", a->server);
-        disconnect(a);
-        return SLUICE_ERR__BAD_MSG;
-    }
-    if (rs.hdr->error_code != 0) {
-        int code = sl_client_code_from_wire(rs.hdr->error_code);
-        errf(errstr, errstr_size, "%s",
-             rs.hdr->error_message && *rs.hdr->error_message ? rs.hdr->error_message
-                                                             : sluice_err2str(code));
-        return code;
-    }
-    *body = sl_body_decode(desc, rs.body, rs.body_len, &a->arena, &err);
-    if (!*body) {
-        errf(errstr, errstr_size, "undecodable response body from %s", a->server);
-        return SLUICE_ERR__BAD_MSG;
-    }
-    return SLUICE_OK;
+    return rc;
 }
 
 SLUICE_API sluice_admin_t *sluice_admin_new(sluice_conf_t *conf, char *errstr, size_t errstr_size)
 {
     if (!conf) {
-        errf(errstr, errstr_size, "conf is NULL");
+        sl_errf(errstr, errstr_size, "conf is NULL");
         return NULL;
     }
     sluice_admin_t *a = calloc(1, sizeof *a);
     if (!a) {
-        errf(errstr, errstr_size, "out of memory");
+        sl_errf(errstr, errstr_size, "out of memory");
         return NULL;
     }
     a->conf = conf;
-    a->fd = -1;
-    sl_arena_init(&a->arena, NULL, 0, ADMIN_MAX_RESPONSE);
+    sl_callconn_init(&a->conn, ADMIN_MAX_RESPONSE);
     /* Connect now so that an unreachable broker is reported where the
      * handle is made, which is where a tool wants to say so. */
-    if (ensure_connected(a, mono_ms() + conf->request_timeout_ms, errstr, errstr_size) !=
+    if (ensure_connected(a, sl_mono_ms() + conf->request_timeout_ms, errstr, errstr_size) !=
         SLUICE_OK) {
         a->conf = NULL; /* still the caller's */
         sluice_admin_destroy(a);
@@ -271,9 +116,7 @@ SLUICE_API sluice_admin_t *sluice_admin_new(sluice_conf_t *conf, char *errstr, s
 SLUICE_API void sluice_admin_destroy(sluice_admin_t *a)
 {
     if (!a) return;
-    disconnect(a);
-    sl_arena_free(&a->arena);
-    free(a->rbuf);
+    sl_callconn_free(&a->conn);
     sluice_conf_destroy(a->conf);
     free(a);
 }
@@ -283,7 +126,7 @@ SLUICE_API int sluice_admin_create_topic(sluice_admin_t *a, const char *topic, i
                                          size_t errstr_size)
 {
     if (!a || !topic || partitions < 0 || (n && !configs)) {
-        errf(errstr, errstr_size, "invalid argument");
+        sl_errf(errstr, errstr_size, "invalid argument");
         return SLUICE_ERR__INVALID_ARG;
     }
     Sluice__CreateTopicRequest req = SLUICE__CREATE_TOPIC_REQUEST__INIT;
@@ -294,20 +137,20 @@ SLUICE_API int sluice_admin_create_topic(sluice_admin_t *a, const char *topic, i
     char **copies = n ? calloc(n, sizeof *copies) : NULL;
     int rc = SLUICE_OK;
     if (n && (!ents || !ptrs || !copies)) {
-        errf(errstr, errstr_size, "out of memory");
+        sl_errf(errstr, errstr_size, "out of memory");
         rc = SLUICE_ERR__NO_MEMORY;
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
         const char *eq = configs[i] ? strchr(configs[i], '=') : NULL;
         if (!eq || eq == configs[i]) {
-            errf(errstr, errstr_size, "topic config \"%s\" is not key=value",
-                 configs[i] ? configs[i] : "(null)");
+            sl_errf(errstr, errstr_size, "topic config \"%s\" is not key=value",
+                    configs[i] ? configs[i] : "(null)");
             rc = SLUICE_ERR__INVALID_ARG;
             goto out;
         }
         if (!(copies[i] = strdup(configs[i]))) {
-            errf(errstr, errstr_size, "out of memory");
+            sl_errf(errstr, errstr_size, "out of memory");
             rc = SLUICE_ERR__NO_MEMORY;
             goto out;
         }
@@ -336,7 +179,7 @@ SLUICE_API int sluice_admin_delete_topic(sluice_admin_t *a, const char *topic, c
                                          size_t errstr_size)
 {
     if (!a || !topic) {
-        errf(errstr, errstr_size, "invalid argument");
+        sl_errf(errstr, errstr_size, "invalid argument");
         return SLUICE_ERR__INVALID_ARG;
     }
     Sluice__DeleteTopicRequest req = SLUICE__DELETE_TOPIC_REQUEST__INIT;
@@ -367,7 +210,7 @@ SLUICE_API int sluice_admin_describe_topics(sluice_admin_t *a, const char *const
                                             size_t errstr_size)
 {
     if (!a || !out || (n && !topics)) {
-        errf(errstr, errstr_size, "invalid argument");
+        sl_errf(errstr, errstr_size, "invalid argument");
         return SLUICE_ERR__INVALID_ARG;
     }
     *out = NULL;
@@ -403,7 +246,7 @@ SLUICE_API int sluice_admin_describe_topics(sluice_admin_t *a, const char *const
     return SLUICE_OK;
 oom:
     sluice_tp_list_destroy(l);
-    errf(errstr, errstr_size, "out of memory");
+    sl_errf(errstr, errstr_size, "out of memory");
     return SLUICE_ERR__NO_MEMORY;
 }
 
@@ -416,7 +259,7 @@ SLUICE_API int sluice_admin_list_groups(sluice_admin_t *a, sluice_group_info_t *
                                         char *errstr, size_t errstr_size)
 {
     if (!a || !out || !n) {
-        errf(errstr, errstr_size, "invalid argument");
+        sl_errf(errstr, errstr_size, "invalid argument");
         return SLUICE_ERR__INVALID_ARG;
     }
     *out = NULL;
@@ -445,7 +288,7 @@ SLUICE_API int sluice_admin_list_groups(sluice_admin_t *a, sluice_group_info_t *
     *n = r->n_groups;
     return SLUICE_OK;
 oom:
-    errf(errstr, errstr_size, "out of memory");
+    sl_errf(errstr, errstr_size, "out of memory");
     return SLUICE_ERR__NO_MEMORY;
 }
 
@@ -467,7 +310,7 @@ SLUICE_API int sluice_admin_describe_group(sluice_admin_t *a, const char *group,
                                            size_t errstr_size)
 {
     if (!a || !group || !out) {
-        errf(errstr, errstr_size, "invalid argument");
+        sl_errf(errstr, errstr_size, "invalid argument");
         return SLUICE_ERR__INVALID_ARG;
     }
     *out = NULL;
@@ -511,7 +354,7 @@ SLUICE_API int sluice_admin_describe_group(sluice_admin_t *a, const char *group,
 oom_free:
     sluice_group_infos_destroy(g, 1);
 oom:
-    errf(errstr, errstr_size, "out of memory");
+    sl_errf(errstr, errstr_size, "out of memory");
     return SLUICE_ERR__NO_MEMORY;
 }
 

@@ -19,16 +19,10 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "clock.h"
 #include "consumer_int.h"
 
 #define MAX_FRAME (64u << 20)
-
-int64_t sl_cons_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void sl_cons_wake(sluice_consumer_t *c)
 {
@@ -266,7 +260,7 @@ static size_t take_payload(sluice_consumer_t *c, cpart_t *p, const uint8_t *pl, 
         if (len >= SL_BATCH_LOG_OVERHEAD &&
             sl_batch_total_size(pl) < SL_BATCH_HEADER_SIZE) { /* not even a length to trust */
             sl_cons_queue_err(c, p, SLUICE_ERR__BAD_MSG, p->fetch_pos);
-            p->retry_at = sl_cons_now_ms() + 1000;
+            p->retry_at = sl_mono_ms() + 1000;
         }
         return len;
     }
@@ -304,7 +298,7 @@ static size_t take_payload(sluice_consumer_t *c, cpart_t *p, const uint8_t *pl, 
             if (sane)
                 p->fetch_pos = last + 1;
             else
-                p->retry_at = sl_cons_now_ms() + 1000;
+                p->retry_at = sl_mono_ms() + 1000;
             queue_item(c, it);
             if (!sane) break;
             continue;
@@ -442,7 +436,7 @@ static void d_close(sluice_consumer_t *c, dconn_t *d)
         c->parts[i]->sub_pending = 0;
     }
     pthread_mutex_unlock(&c->mu);
-    d->retry_at = sl_cons_now_ms() + 200;
+    d->retry_at = sl_mono_ms() + 200;
 }
 
 static void on_response(sluice_consumer_t *c, dconn_t *d, dreq_t *r, const sl_response_t *rs)
@@ -460,7 +454,7 @@ static void on_response(sluice_consumer_t *c, dconn_t *d, dreq_t *r, const sl_re
             out_of_range(c, p);
         } else if (code != SL_OK) {
             sl_cons_queue_err(c, p, sl_client_code_from_wire(code), p->fetch_pos);
-            p->retry_at = sl_cons_now_ms() + 500;
+            p->retry_at = sl_mono_ms() + 500;
         } else {
             Sluice__FetchResponse *f = (Sluice__FetchResponse *)sl_body_decode(
                 &sluice__fetch_response__descriptor, rs->body, rs->body_len, &d->arena, NULL);
@@ -477,7 +471,7 @@ static void on_response(sluice_consumer_t *c, dconn_t *d, dreq_t *r, const sl_re
                 out_of_range(c, p);
             } else {
                 sl_cons_queue_err(c, p, sl_client_code_from_wire(code), p->fetch_pos);
-                p->retry_at = sl_cons_now_ms() + 500;
+                p->retry_at = sl_mono_ms() + 500;
             }
         } else if (fresh) {
             Sluice__SubscribeResponse *s = (Sluice__SubscribeResponse *)sl_body_decode(
@@ -504,7 +498,7 @@ static void on_push(sluice_consumer_t *c, dconn_t *d, const sl_response_t *rs)
             out_of_range(c, p);
         else {
             sl_cons_queue_err(c, p, sl_client_code_from_wire(code), p->fetch_pos);
-            p->retry_at = sl_cons_now_ms() + 500;
+            p->retry_at = sl_mono_ms() + 500;
         }
         goto out;
     }
@@ -707,11 +701,11 @@ static void *cthread_main(void *arg)
         int stop = c->terminate;
         pthread_mutex_unlock(&c->mu);
         if (stop) break;
-        int64_t now = sl_cons_now_ms();
+        int64_t now = sl_mono_ms();
         int wait_ms = sl_group_work(c, now);
-        now = sl_cons_now_ms();
+        now = sl_mono_ms();
         if (d.fd < 0 && now >= d.retry_at) {
-            d.fd = sl_cons_connect(c->conf->bootstrap_servers, 2000);
+            d.fd = sl_cons_connect(c->conf->bootstrap_servers, 2000, NULL, 0);
             if (d.fd < 0) d.retry_at = now + 200;
         }
         if (d.fd >= 0) {
@@ -762,7 +756,7 @@ SLUICE_API sluice_consumer_t *sluice_consumer_new(sluice_conf_t *conf, char *err
     sluice_consumer_t *c = calloc(1, sizeof *c);
     if (!c) goto nomem;
     c->conf = conf;
-    c->coord_fd = -1;
+    sl_callconn_init(&c->coord, 16 << 20);
     c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (c->wake_fd < 0) {
         free(c);
@@ -775,8 +769,7 @@ SLUICE_API sluice_consumer_t *sluice_consumer_new(sluice_conf_t *conf, char *err
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->cond, &ca);
     pthread_condattr_destroy(&ca);
-    sl_arena_init(&c->coord_arena, NULL, 0, 16 << 20);
-    c->next_autocommit_ms = sl_cons_now_ms() + conf->auto_commit_interval_ms;
+    c->next_autocommit_ms = sl_mono_ms() + conf->auto_commit_interval_ms;
     if (pthread_create(&c->thread, NULL, cthread_main, c) != 0) {
         c->conf = NULL; /* still the caller's */
         sluice_consumer_destroy(c);
@@ -867,16 +860,8 @@ SLUICE_API int sluice_consumer_subscribe(sluice_consumer_t *c, const char *const
 SLUICE_API sluice_message_t *sluice_consumer_poll(sluice_consumer_t *c, int timeout_ms)
 {
     if (!c) return NULL;
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    if (timeout_ms > 0) {
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
-    }
+    /* c->cond waits on CLOCK_MONOTONIC (sluice_consumer_new). */
+    struct timespec dl = sl_abstime(CLOCK_MONOTONIC, timeout_ms > 0 ? timeout_ms : 0);
     sluice_message_t *m = NULL;
     pthread_mutex_lock(&c->mu);
     for (;;) {
@@ -1082,7 +1067,6 @@ SLUICE_API void sluice_consumer_destroy(sluice_consumer_t *c)
     }
     c->qtail = NULL;
     pthread_mutex_unlock(&c->mu);
-    sl_coord_close(c);
     for (size_t i = 0; i < c->nparts; i++) {
         free(c->parts[i]->topic);
         free(c->parts[i]);
@@ -1092,8 +1076,7 @@ SLUICE_API void sluice_consumer_destroy(sluice_consumer_t *c)
     free(c->topics);
     free(c->member_id);
     sluice_tp_list_destroy(c->async_commits);
-    free(c->coord_buf);
-    sl_arena_free(&c->coord_arena);
+    sl_callconn_free(&c->coord);
     close(c->wake_fd);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->coord_mu);

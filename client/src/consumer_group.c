@@ -13,26 +13,20 @@
  * starts from SLUICE_OFFSET_STORED: OffsetFetch, else auto.offset.reset
  * via ListOffsets.
  *
- * Every wait here is bounded and gives up when the consumer is being
- * closed (the `terminate` flag is polled every 100 ms), so close() never
- * hangs behind a JoinGroup held by the broker.
+ * Every wait here is bounded and, on the consumer's thread, gives up when
+ * the consumer is being closed (sl_call asks `terminate` every 100 ms), so
+ * close() never hangs behind a JoinGroup held by the broker.
  */
-#include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include "clock.h"
 #include "consumer_int.h"
 
 #define COORD_TIMEOUT_MS 10000
 
-int sl_cons_connect(const char *servers, int timeout_ms)
+int sl_cons_connect(const char *servers, int timeout_ms, char *which, size_t which_size)
 {
     const char *s = servers;
     while (s && *s) {
@@ -43,41 +37,24 @@ int sl_cons_connect(const char *servers, int timeout_ms)
             memcpy(hp, s, len);
             hp[len] = '\0';
             int fd = sl_net_dial_wait(hp, timeout_ms);
-            if (fd >= 0) return fd;
+            if (fd >= 0) {
+                if (which && which_size) snprintf(which, which_size, "%s", hp);
+                return fd;
+            }
         }
         s = end ? end + 1 : NULL;
     }
     return -1;
 }
 
-void sl_coord_close(sluice_consumer_t *c)
-{
-    if (c->coord_fd >= 0) close(c->coord_fd);
-    c->coord_fd = -1;
-}
-
 /* Only the consumer's own thread gives up when closing; application calls
  * (and close()'s final commit and leave, made after the thread stopped)
  * run to their timeout. */
-static int terminating(sluice_consumer_t *c)
+static int terminating(void *arg)
 {
+    sluice_consumer_t *c = arg;
     return c->thread_started && pthread_equal(pthread_self(), c->thread) &&
            __atomic_load_n(&c->terminate, __ATOMIC_RELAXED);
-}
-
-/* Waits for fd to be ready for events until deadline (monotonic ms).
- * 0 ready, SLUICE_ERR__TIMED_OUT, or SLUICE_ERR__DESTROY when closing. */
-static int wait_fd(sluice_consumer_t *c, int fd, short events, int64_t deadline)
-{
-    for (;;) {
-        int64_t left = deadline - sl_cons_now_ms();
-        if (left <= 0) return SLUICE_ERR__TIMED_OUT;
-        if (terminating(c)) return SLUICE_ERR__DESTROY;
-        struct pollfd pf = {.fd = fd, .events = events};
-        int n = poll(&pf, 1, left > 100 ? 100 : (int)left);
-        if (n > 0) return 0;
-        if (n < 0 && errno != EINTR) return SLUICE_ERR__TRANSPORT;
-    }
 }
 
 int sl_coord_call(sluice_consumer_t *c, int api, const ProtobufCMessage *req,
@@ -86,91 +63,19 @@ int sl_coord_call(sluice_consumer_t *c, int api, const ProtobufCMessage *req,
 {
     if (errmsg && errmsg_size) errmsg[0] = '\0';
     if (out) *out = NULL;
-    int64_t deadline = sl_cons_now_ms() + timeout_ms;
-    if (c->coord_fd < 0) {
-        c->coord_fd = sl_cons_connect(c->conf->bootstrap_servers, 2000);
-        if (c->coord_fd < 0) return SLUICE_ERR__TRANSPORT;
+    int64_t deadline = sl_mono_ms() + timeout_ms;
+    if (c->coord.fd < 0) {
+        c->coord.fd =
+            sl_cons_connect(c->conf->bootstrap_servers, 2000, c->coord.peer, sizeof c->coord.peer);
+        if (c->coord.fd < 0) return SLUICE_ERR__TRANSPORT;
     }
-    Sluice__RequestHeader h = SLUICE__REQUEST_HEADER__INIT;
-    h.api = (Sluice__ApiKey)api;
-    h.version = SL_PROTOCOL_VERSION;
-    h.correlation_id = ++c->coord_corr;
-    size_t n = sl_request_size(&h, req);
-    if (n > c->coord_cap) {
-        uint8_t *b = realloc(c->coord_buf, n);
-        if (!b) return SLUICE_ERR__NO_MEMORY;
-        c->coord_buf = b;
-        c->coord_cap = n;
-    }
-    sl_request_encode(&h, req, 0, c->coord_buf);
-    int rc = 0;
-    for (size_t off = 0; off < n;) {
-        ssize_t w = write(c->coord_fd, c->coord_buf + off, n - off);
-        if (w > 0) {
-            off += (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && errno != EAGAIN) {
-            rc = SLUICE_ERR__TRANSPORT;
-            goto fail;
-        }
-        if ((rc = wait_fd(c, c->coord_fd, POLLOUT, deadline)) != 0) goto fail;
-    }
-    /* The response: exactly one frame (nothing is pipelined here). */
-    size_t have = 0, need = 4;
-    uint32_t total = 0;
-    for (;;) {
-        if (need > c->coord_cap) {
-            uint8_t *b = realloc(c->coord_buf, need);
-            if (!b) {
-                rc = SLUICE_ERR__NO_MEMORY;
-                goto fail;
-            }
-            c->coord_buf = b;
-            c->coord_cap = need;
-        }
-        while (have < need) {
-            ssize_t r = read(c->coord_fd, c->coord_buf + have, need - have);
-            if (r > 0) {
-                have += (size_t)r;
-                continue;
-            }
-            if (r < 0 && errno == EINTR) continue;
-            if (r == 0 || errno != EAGAIN) {
-                rc = SLUICE_ERR__TRANSPORT;
-                goto fail;
-            }
-            if ((rc = wait_fd(c, c->coord_fd, POLLIN, deadline)) != 0) goto fail;
-        }
-        if (total) break;
-        if (sl_frame_peek(c->coord_buf, have, 64u << 20, &total) != SL_OK) {
-            rc = SLUICE_ERR__TRANSPORT;
-            goto fail;
-        }
-        need = total;
-        if (need <= have) break;
-    }
-    sl_response_t rs;
-    sl_arena_reset(&c->coord_arena);
-    if (sl_response_decode(c->coord_buf, total, &c->coord_arena, &rs, NULL) != SL_OK ||
-        rs.hdr->correlation_id != h.correlation_id) {
-        rc = SLUICE_ERR__TRANSPORT;
-        goto fail;
-    }
-    if (rs.hdr->error_code != 0) {
-        if (errmsg && errmsg_size)
-            snprintf(errmsg, errmsg_size, "%s", rs.hdr->error_message ? rs.hdr->error_message : "");
-        return sl_client_code_from_wire(rs.hdr->error_code);
-    }
-    if (resp_desc && out) {
-        *out = sl_body_decode(resp_desc, rs.body, rs.body_len, &c->coord_arena, NULL);
-        if (!*out) return SLUICE_ERR__BAD_MSG;
-    }
-    return SLUICE_OK;
-fail:
-    /* A request without its answer leaves the stream out of step. */
-    sl_coord_close(c);
+    int rc =
+        sl_call(&c->coord, api, req, resp_desc, deadline, terminating, c, out, errmsg, errmsg_size);
+    /* A garbled stream (closed by sl_call) is, to the group logic, a lost
+     * connection: reconnect and retry, nothing to report to the
+     * application. A body that does not decode (connection kept) stays
+     * BAD_MSG. */
+    if (rc == SLUICE_ERR__BAD_MSG && c->coord.fd < 0) rc = SLUICE_ERR__TRANSPORT;
     return rc;
 }
 
@@ -416,7 +321,7 @@ static void resolve_offsets(sluice_consumer_t *c, int64_t now)
                 if (err != SLUICE_ERR__TRANSPORT && err != SLUICE_ERR__DESTROY &&
                     err != SLUICE_ERR__TIMED_OUT)
                     sl_cons_queue_err(c, p, err, SLUICE_OFFSET_INVALID);
-                p->retry_at = sl_cons_now_ms() + 500;
+                p->retry_at = sl_mono_ms() + 500;
             }
         }
         pthread_mutex_unlock(&c->mu);
@@ -581,13 +486,13 @@ int sl_group_work(sluice_consumer_t *c, int64_t now)
     }
     if (subscribed && need_join && now >= c->join_retry_at) {
         int rc = join_group(c);
-        if (rc < 0) c->join_retry_at = sl_cons_now_ms() + 1000;
-        if (rc == 0) c->next_hb_ms = sl_cons_now_ms() + c->conf->heartbeat_interval_ms;
+        if (rc < 0) c->join_retry_at = sl_mono_ms() + 1000;
+        if (rc == 0) c->next_hb_ms = sl_mono_ms() + c->conf->heartbeat_interval_ms;
         return 0;
     }
     if (subscribed && in_group && now >= c->next_hb_ms) {
         heartbeat(c);
-        c->next_hb_ms = sl_cons_now_ms() + c->conf->heartbeat_interval_ms;
+        c->next_hb_ms = sl_mono_ms() + c->conf->heartbeat_interval_ms;
     }
     resolve_offsets(c, now);
     if (c->conf->group_id && c->conf->enable_auto_commit && now >= c->next_autocommit_ms) {
@@ -596,10 +501,10 @@ int sl_group_work(sluice_consumer_t *c, int64_t now)
             commit_now(c, l);
             sluice_tp_list_destroy(l);
         }
-        c->next_autocommit_ms = sl_cons_now_ms() + c->conf->auto_commit_interval_ms;
+        c->next_autocommit_ms = sl_mono_ms() + c->conf->auto_commit_interval_ms;
     }
     if (subscribed && in_group) {
-        int64_t d = c->next_hb_ms - sl_cons_now_ms();
+        int64_t d = c->next_hb_ms - sl_mono_ms();
         if (d < wait) wait = d < 0 ? 0 : (int)d;
     }
     return wait;

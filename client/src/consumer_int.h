@@ -118,28 +118,27 @@ struct sluice_consumer_s {
 
     /* coordinator connection [coord_mu] */
     pthread_mutex_t coord_mu;
-    int coord_fd;
-    uint64_t coord_corr;
-    sl_arena_t coord_arena;
-    uint8_t *coord_buf;
-    size_t coord_cap;
+    sl_callconn_t coord;
 };
 
 /* ---- consumer_group.c ----------------------------------------------------- */
 
 /* One blocking round trip on the coordinator connection (caller holds
- * coord_mu). Decodes the response body with resp_desc into coord_arena
- * (valid until the next call) at *out. Returns the header's error code
- * (with its message in errmsg), or SLUICE_ERR__TRANSPORT /
- * SLUICE_ERR__TIMED_OUT (the connection is then closed). */
+ * coord_mu), connecting first if needed. Decodes the response body with
+ * resp_desc into coord.arena (valid until the next call) at *out. Returns
+ * the header's error code (with its message in errmsg), SLUICE_ERR__BAD_MSG
+ * for a body that does not decode, SLUICE_ERR__NO_MEMORY, or with the
+ * connection closed SLUICE_ERR__TRANSPORT (also for a garbled stream),
+ * SLUICE_ERR__TIMED_OUT, or SLUICE_ERR__DESTROY when the consumer's own
+ * thread gives up because the consumer is closing. */
 int sl_coord_call(sluice_consumer_t *c, int api, const ProtobufCMessage *req,
                   const ProtobufCMessageDescriptor *resp_desc, int timeout_ms,
                   ProtobufCMessage **out, char *errmsg, size_t errmsg_size);
-void sl_coord_close(sluice_consumer_t *c);
 
 /* Connects (bounded by timeout_ms) to the first reachable "host:port" of a
- * comma-separated list. Returns a non-blocking socket with TCP_NODELAY, or -1. */
-int sl_cons_connect(const char *servers, int timeout_ms);
+ * comma-separated list. Returns a non-blocking socket with TCP_NODELAY, or
+ * -1; the server it reached is copied to which (NULL: not wanted). */
+int sl_cons_connect(const char *servers, int timeout_ms, char *which, size_t which_size);
 
 /* Commits offsets (offset = next to read) for group.id: the group's
  * generation and member id when in the group, else -1 / "". Caller holds
@@ -164,7 +163,6 @@ void sl_group_close(sluice_consumer_t *c);
 
 /* ---- consumer.c, used by consumer_group.c -------------------------------- */
 
-int64_t sl_cons_now_ms(void);
 void sl_cons_wake(sluice_consumer_t *c);
 /* Finds or adds (topic, partition) in parts. Caller holds mu. NULL on ENOMEM. */
 cpart_t *sl_cons_part(sluice_consumer_t *c, const char *topic, int32_t partition);

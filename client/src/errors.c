@@ -2,6 +2,10 @@
  * librdkafka's numbers and names; broker codes are Kafka's and named by
  * proto/errors.c. Static strings; thread-safe. */
 #include "errors.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "internal.h"
 
 SLUICE_API const char *sluice_err2str(int err)
@@ -54,4 +58,13 @@ SLUICE_API int sluice_err_is_retriable(int err)
 int sl_client_code_from_wire(int code)
 {
     return code;
+}
+
+void sl_errf(char *errstr, size_t size, const char *fmt, ...)
+{
+    if (!errstr || size == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errstr, size, fmt, ap);
+    va_end(ap);
 }

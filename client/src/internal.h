@@ -160,8 +160,6 @@ typedef struct sl_conn {
     sl_arena_t arena;
 } sl_conn_t;
 
-/* Starts a non-blocking connect to "host:port" and registers the socket in
- * epfd (data.ptr = c). 0, or -1 with errno. */
 /* Starts a non-blocking TCP connect to "host:port" (TCP_NODELAY, CLOEXEC):
  * the fd (connect in progress or done), or -1 with errno. */
 int sl_net_dial(const char *hostport);
@@ -170,6 +168,8 @@ int sl_net_dial(const char *hostport);
  * connected non-blocking fd, or -1 with errno (ETIMEDOUT, ECONNREFUSED...). */
 int sl_net_dial_wait(const char *hostport, int timeout_ms);
 
+/* Starts a non-blocking connect to "host:port" and registers the socket in
+ * epfd (data.ptr = c). 0, or -1 with errno. */
 int sl_conn_connect(sl_conn_t *c, int epfd, const char *hostport);
 /* Closes the socket; requests stay queued for the caller to take back. */
 void sl_conn_close(sl_conn_t *c);
@@ -187,7 +187,52 @@ int sl_conn_read(sl_conn_t *c, void (*on_resp)(void *ctx, sl_req_t *r, const sl_
 /* Sets the epoll interest (EPOLLOUT only while there is something to send). */
 void sl_conn_update_events(sl_conn_t *c, int epfd);
 
+/* ---- blocking calls (call.c) ------------------------------------------------
+ * One request, then its response, on a socket of its own: the admin handle
+ * and the consumer's coordinator connection. Nothing is pipelined, so a call
+ * that stops half-way closes the socket (the answer would otherwise reach the
+ * next call); the owner reconnects. The owner serializes calls. */
+
+typedef struct sl_callconn {
+    int fd;         /* a connected non-blocking socket, or -1 */
+    uint64_t corr;  /* the last correlation id sent */
+    char peer[256]; /* "host:port" of fd, for messages; "" = unnamed */
+    uint8_t *buf;   /* the request, then the response frame */
+    size_t cap;
+    sl_arena_t arena; /* the decoded response, until the next call */
+} sl_callconn_t;
+
+/* Not connected, no buffers; a response may decode into arena_limit bytes. */
+void sl_callconn_init(sl_callconn_t *k, size_t arena_limit);
+/* Closes the socket if open (fd = -1); buffers stay for the next one. */
+void sl_callconn_close(sl_callconn_t *k);
+/* Closes the socket and frees the buffers. */
+void sl_callconn_free(sl_callconn_t *k);
+
+/* Sends req as `api` on k->fd (the caller connected it), waits for the
+ * response until deadline (sl_mono_ms) and decodes its body with desc into
+ * k->arena at *body (valid until the next call; desc or body NULL: no body
+ * wanted). cancel, when not NULL, is asked at least every 100 ms while the
+ * call waits; non-zero gives up. errstr (may be NULL) gets a message.
+ *   SLUICE_OK
+ *   the broker's error code      errstr = its message ("" if none)
+ *   SLUICE_ERR__BAD_MSG          the body does not decode
+ *   SLUICE_ERR__NO_MEMORY        no room for the request (nothing sent)
+ * and with the socket closed:
+ *   SLUICE_ERR__TIMED_OUT        the deadline passed
+ *   SLUICE_ERR__DESTROY          cancel said so
+ *   SLUICE_ERR__TRANSPORT        send or receive failed, or the peer closed
+ *   SLUICE_ERR__BAD_MSG          a frame or header that does not decode, or
+ *                                the answer to another request
+ *   SLUICE_ERR__NO_MEMORY        no room for the response */
+int sl_call(sl_callconn_t *k, int api, const ProtobufCMessage *req,
+            const ProtobufCMessageDescriptor *desc, int64_t deadline, int (*cancel)(void *),
+            void *cancel_arg, ProtobufCMessage **body, char *errstr, size_t errstr_size);
+
 /* ---- errors (errors.c) ------------------------------------------------------- */
 int sl_client_code_from_wire(int code);
+
+/* snprintf into a caller's error buffer; errstr NULL or size 0: nothing. */
+void sl_errf(char *errstr, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "clock.h"
 #include "internal.h"
 
 #define MAX_REQUEST_PAYLOAD (4u << 20)
@@ -76,39 +77,13 @@ struct sluice_producer_s {
     int server_idx;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static void abstime(struct timespec *ts, int64_t ms_from_now)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms_from_now / 1000;
-    ts->tv_nsec += (ms_from_now % 1000) * 1000000;
-    if (ts->tv_nsec >= 1000000000) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000;
-    }
-}
-
 /* Waits on p->cv until the monotonic deadline; -1 forever. 0 or ETIMEDOUT. */
 static int wait_until(sluice_producer_t *p, int64_t deadline)
 {
     if (deadline < 0) return pthread_cond_wait(&p->cv, &p->lock);
-    int64_t left = deadline - mono_ms();
+    int64_t left = deadline - sl_mono_ms();
     if (left <= 0) return ETIMEDOUT;
-    struct timespec ts;
-    abstime(&ts, left);
+    struct timespec ts = sl_abstime(CLOCK_REALTIME, left);
     return pthread_cond_timedwait(&p->cv, &p->lock, &ts);
 }
 
@@ -219,7 +194,7 @@ SLUICE_API int sluice_produce(sluice_producer_t *p, const char *topic, int32_t p
         return SLUICE_ERR__INVALID_ARG;
     for (size_t i = 0; i < header_count; i++)
         if (!headers[i].key) return SLUICE_ERR__INVALID_ARG;
-    if (timestamp == 0) timestamp = wall_ms();
+    if (timestamp == 0) timestamp = sl_wall_ms();
     /* Worst-case size (10-byte timestamp delta). */
     size_t rec =
         sl_record_size(INT64_MIN, INT32_MAX, key, key_len, value, value_len, headers, header_count);
@@ -227,7 +202,7 @@ SLUICE_API int sluice_produce(sluice_producer_t *p, const char *topic, int32_t p
         rec + SL_BATCH_HEADER_SIZE + MSG_MEM > (uint64_t)p->conf->buffer_memory)
         return SLUICE_ERR_MESSAGE_TOO_LARGE;
 
-    int64_t now = mono_ms();
+    int64_t now = sl_mono_ms();
     int64_t block_deadline = now + p->conf->max_block_ms;
     int rc = SLUICE_OK;
     pthread_mutex_lock(&p->lock);
@@ -376,7 +351,7 @@ SLUICE_API int sluice_producer_poll(sluice_producer_t *p, int timeout_ms)
 {
     if (!p) return 0;
     if (timeout_ms != 0) {
-        int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+        int64_t deadline = timeout_ms < 0 ? -1 : sl_mono_ms() + timeout_ms;
         pthread_mutex_lock(&p->lock);
         while (!p->drq && wait_until(p, deadline) != ETIMEDOUT) {
         }
@@ -388,7 +363,7 @@ SLUICE_API int sluice_producer_poll(sluice_producer_t *p, int timeout_ms)
 SLUICE_API int sluice_producer_flush(sluice_producer_t *p, int timeout_ms)
 {
     if (!p) return SLUICE_ERR__INVALID_ARG;
-    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : sl_mono_ms() + timeout_ms;
     pthread_mutex_lock(&p->lock);
     p->flush_req++;
     wake_io(p);
@@ -453,7 +428,7 @@ static void produce_done(sluice_producer_t *p, sl_req_t *r, int err, int64_t bas
             }
         }
         requeue_front(pt, keep);
-        pt->backoff_until = mono_ms() + p->conf->retry_backoff_ms;
+        pt->backoff_until = sl_mono_ms() + p->conf->retry_backoff_ms;
         if (!requeue)
             sl_client_log(p->conf, 4, "produce", "%s [%d]: %s, retrying in %d ms", pt->topic->name,
                           pt->id, sluice_err2str(err), p->conf->retry_backoff_ms);
@@ -565,7 +540,7 @@ static void conn_failed(sluice_producer_t *p, const char *why, int shutting_down
                 produce_done(p, r, SLUICE_ERR__TRANSPORT, -1, shutting_down);
         }
     }
-    p->reconnect_at = mono_ms() + p->conf->retry_backoff_ms;
+    p->reconnect_at = sl_mono_ms() + p->conf->retry_backoff_ms;
 }
 
 /* Picks the next bootstrap server (comma-separated list) into out. */
@@ -603,7 +578,7 @@ static sl_req_t *build_req(sluice_producer_t *p, int api, ProtobufCMessage *body
     sl_request_encode(&h, body, plen, r->hdr);
     r->api = api;
     r->batches = batches;
-    r->sent_ms = mono_ms();
+    r->sent_ms = sl_mono_ms();
     return r;
 }
 
@@ -622,7 +597,7 @@ static void *io_main(void *arg)
     char **meta_names = NULL;
     size_t meta_cap = 0;
     for (;;) {
-        int64_t now = mono_ms();
+        int64_t now = sl_mono_ms();
         int64_t next = now + 1000;
         size_t ntakes = 0, nmeta = 0;
         int need_conn = 0;
@@ -759,7 +734,7 @@ static void *io_main(void *arg)
             sl_conn_update_events(c, p->epfd);
         }
 
-        int timeout = (int)(next - mono_ms());
+        int timeout = (int)(next - sl_mono_ms());
         if (timeout < 0) timeout = 0;
         struct epoll_event evs[4];
         int n = epoll_wait(p->epfd, evs, 4, timeout);
@@ -803,7 +778,7 @@ SLUICE_API sluice_producer_t *sluice_producer_new(sluice_conf_t *conf, char *err
     p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     p->conn.fd = -1;
-    p->rnd = (uint64_t)wall_ms() * 0x9E3779B97F4A7C15ull | 1;
+    p->rnd = (uint64_t)sl_wall_ms() * 0x9E3779B97F4A7C15ull | 1;
     sl_arena_init(&p->conn.arena, NULL, 0, 64u << 20);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (p->efd < 0 || p->epfd < 0 || epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->efd, &ev) < 0) {

@@ -91,6 +91,7 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "clock.h"
 #include "codec.h"
 #include "harness.h"
 #include "sclient.h"
@@ -137,18 +138,6 @@ static double base_conns; /* sluice_connections with only the pair connected */
 
 /* ---- time, memory, metrics ----------------------------------------------- */
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static long long mono_ms(void)
-{
-    return (long long)(now_ns() / 1000000);
-}
-
 static void sleep_ms(int ms)
 {
     poll(NULL, 0, ms);
@@ -185,11 +174,11 @@ static double metric(const char *series)
 /* Polls a metric until it equals want, for at most ms; returns the last value. */
 static double wait_metric(const char *series, double want, int ms)
 {
-    long long deadline = mono_ms() + ms;
+    long long deadline = sl_mono_ms() + ms;
     double v;
     for (;;) {
         v = metric(series);
-        if (v == want || mono_ms() > deadline) return v;
+        if (v == want || sl_mono_ms() > deadline) return v;
         sleep_ms(20);
     }
 }
@@ -240,9 +229,9 @@ static ssize_t send_some(int fd, const void *buf, size_t len)
  * Whatever it sent first is discarded. */
 static int peer_closed(int fd, int ms)
 {
-    long long deadline = mono_ms() + ms;
+    long long deadline = sl_mono_ms() + ms;
     for (;;) {
-        long long left = deadline - mono_ms();
+        long long left = deadline - sl_mono_ms();
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         if (poll(&pf, 1, left > 0 ? (int)left : 0) <= 0) return 0;
         char b[4096];
@@ -360,7 +349,7 @@ static double pair_roundtrip(void)
     long long seq = ++pair.seq;
     char v[32];
     int vl = snprintf(v, sizeof v, "%lld", seq);
-    int64_t t0 = now_ns();
+    int64_t t0 = sl_mono_ns();
     int rc = sluice_produce(pair.p, pair_topic, 0, NULL, 0, v, (size_t)vl, NULL, 0, 0, NULL);
     if (rc != SLUICE_OK) {
         fprintf(stderr, "abuse: pair produce: %s\n", sluice_err2str(rc));
@@ -368,7 +357,7 @@ static double pair_roundtrip(void)
         return -1;
     }
     int64_t deadline = t0 + (int64_t)RT_TIMEOUT_MS * 1000000;
-    while (now_ns() < deadline) {
+    while (sl_mono_ns() < deadline) {
         sluice_producer_poll(pair.p, 0);
         sluice_message_t *m = sluice_consumer_poll(pair.c, 10);
         if (!m) continue;
@@ -386,7 +375,7 @@ static double pair_roundtrip(void)
         sluice_message_destroy(m);
         if (got != pair.seen + 1) pair.order_errors++;
         if (got > pair.seen) pair.seen = got;
-        if (got == seq) return (double)(now_ns() - t0) / 1e6;
+        if (got == seq) return (double)(sl_mono_ns() - t0) / 1e6;
     }
     return -2;
 }
@@ -410,10 +399,10 @@ static stats_t measure(int min_n, int min_ms, int max_n)
     stats_t s = {0, 0, 0, 0, 0, 0};
     double *lat = calloc((size_t)max_n, sizeof *lat);
     CHECK_FATAL(lat != NULL);
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     int consecutive = 0;
     while (s.n + s.timeouts + s.errors < max_n &&
-           (s.n + s.timeouts + s.errors < min_n || mono_ms() - t0 < min_ms)) {
+           (s.n + s.timeouts + s.errors < min_n || sl_mono_ms() - t0 < min_ms)) {
         double l = pair_roundtrip();
         if (l >= 0) {
             lat[s.n++] = l;
@@ -550,7 +539,7 @@ typedef struct attacker {
 
 static int attacker_go_on(attacker_t *a, long long t0)
 {
-    if (a->done >= a->max || mono_ms() - t0 > a->max_ms) return 0;
+    if (a->done >= a->max || sl_mono_ms() - t0 > a->max_ms) return 0;
     return a->done < a->min || !atomic_load(&a->stop);
 }
 
@@ -568,11 +557,11 @@ static void *random_bytes(void *arg)
     for (int i = 0; i < RING; i++) fds[i] = -1;
     uint32_t s = 0x5eed1234u;
     uint8_t buf[8192];
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     int i = 0;
     for (; attacker_go_on(a, t0); i++) {
         long long due = t0 + (long long)i * 1000 / RANDOM_RATE;
-        if (mono_ms() < due) sleep_ms((int)(due - mono_ms()));
+        if (sl_mono_ms() < due) sleep_ms((int)(due - sl_mono_ms()));
         int slot = i % RING;
         if (fds[slot] >= 0) {
             int cl = peer_closed(fds[slot], must[slot] ? 2000 : 0);
@@ -646,11 +635,11 @@ static void *churn(void *arg)
     lo.topic = pair_topic;
     lo.timestamp = -1;
     encode_req(&req, &rlen, SLUICE__API_KEY__LIST_OFFSETS, 1, &lo.base);
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     for (int i = 0; attacker_go_on(a, t0); i++) {
         if (i % CHURN_BURST == 0) {
             long long due = t0 + (long long)i * 1000 / CHURN_RATE;
-            if (mono_ms() < due) sleep_ms((int)(due - mono_ms()));
+            if (sl_mono_ms() < due) sleep_ms((int)(due - sl_mono_ms()));
         }
         char src[32];
         snprintf(src, sizeof src, "127.0.1.%d", 1 + i % 8);
@@ -687,9 +676,9 @@ typedef struct slow {
 static void *trickle(void *arg)
 {
     slow_t *s = arg;
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     uint8_t byte = 0x41;
-    while (!atomic_load(&s->a.stop) && mono_ms() - t0 < s->a.max_ms) {
+    while (!atomic_load(&s->a.stop) && sl_mono_ms() - t0 < s->a.max_ms) {
         for (int i = 0; i < s->n; i++)
             if (s->fds[i] >= 0 && send_some(s->fds[i], &byte, 1) == 1) s->a.bytes++;
         s->a.done++;
@@ -746,13 +735,13 @@ static void attack_idle(void)
     CHECK_FATAL(fds != NULL);
     sleep_ms(200);
     double rss0 = rss_mib();
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     int ok = open_idle(fds, want);
     CHECK_EQ_INT(ok, want);
     double open = wait_metric("sluice_connections", base_conns + ok, 60000);
     CHECK_MSG(open == base_conns + ok, "sluice_connections %g with %d idle open (base %g)", open,
               ok, base_conns);
-    long long dt = mono_ms() - t0;
+    long long dt = sl_mono_ms() - t0;
     sleep_ms(500); /* let the reactors settle (idle timers, deferred accepts) */
     double rss1 = rss_mib();
     double per_conn = ok > 0 ? (rss1 - rss0) * MIB / ok : 0;
@@ -766,12 +755,12 @@ static void attack_idle(void)
     char what[64];
     snprintf(what, sizeof what, "%d idle connections", ok);
     judge(what, &q, 0);
-    t0 = mono_ms();
+    t0 = sl_mono_ms();
     for (int i = 0; i < want; i++)
         if (fds[i] >= 0) close(fds[i]);
     double left = wait_metric("sluice_connections", base_conns, 60000);
     printf("abuse: %d idle connections closed: sluice_connections %g after %lld ms (base %g)\n", ok,
-           left, mono_ms() - t0, base_conns);
+           left, sl_mono_ms() - t0, base_conns);
     settled(what);
     free(fds);
 }
@@ -842,14 +831,14 @@ static void attack_halfopen(void)
     int shut = 0;
     for (int i = 0; i < n; i += 2)
         if (fds[i] >= 0 && shutdown(fds[i], SHUT_WR) == 0) shut++;
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     double left = wait_metric("sluice_connections", base_conns + ok - shut, 20000);
     int closed = 0;
     for (int i = 0; i < n; i += 2)
         if (fds[i] >= 0) closed += peer_closed(fds[i], 100);
     printf("abuse: half-open: %d sent FIN, %d of them closed by the broker within %lld ms; "
            "sluice_connections %g (base %g + %d still open)\n",
-           shut, closed, mono_ms() - t0, left, base_conns, ok - shut);
+           shut, closed, sl_mono_ms() - t0, left, base_conns, ok - shut);
     CHECK_EQ_INT(left, base_conns + ok - shut);
     CHECK_EQ_INT(closed, shut);
     for (int i = 0; i < n; i++)
@@ -951,10 +940,10 @@ static void attack_nonreading(void)
     for (int i = 0; i < n; i++) fds[i] = tcp_connect(h.port, "127.0.0.202", 4096, 1);
     /* Pipeline until every socket refuses more for 300 ms in a row (the
      * broker stopped reading it), for at most 20 s. */
-    long long t0 = mono_ms(), quiet_since = -1;
+    long long t0 = sl_mono_ms(), quiet_since = -1;
     long long sent = 0;
     int nfull = 0;
-    while (mono_ms() - t0 < 20000) {
+    while (sl_mono_ms() - t0 < 20000) {
         int progress = 0;
         for (int i = 0; i < n; i++) {
             if (fds[i] < 0) continue;
@@ -969,8 +958,8 @@ static void attack_nonreading(void)
         if (progress) {
             quiet_since = -1;
         } else if (quiet_since < 0) {
-            quiet_since = mono_ms();
-        } else if (mono_ms() - quiet_since >= 300) {
+            quiet_since = sl_mono_ms();
+        } else if (sl_mono_ms() - quiet_since >= 300) {
             nfull = n;
             break;
         }
@@ -986,7 +975,7 @@ static void attack_nonreading(void)
     printf("abuse: %d clients that never read (half Metadata, half 1 MiB Fetch): %.1f MiB of "
            "requests sent in %lld ms, all blocked: %s; sluice_inflight_bytes %.0f (bound %.0f), "
            "broker RSS %.1f -> %.1f MiB\n",
-           n, sent / MIB, mono_ms() - t0, nfull == n ? "yes" : "NO", infl, bound, rss0, rss1);
+           n, sent / MIB, sl_mono_ms() - t0, nfull == n ? "yes" : "NO", infl, bound, rss0, rss1);
     CHECK_MSG(nfull == n, "the broker kept reading clients that never read, for 20 s");
     CHECK_MSG(infl >= 0 && infl <= bound, "sluice_inflight_bytes %.0f with %d non-reading clients",
               infl, n);
@@ -1013,11 +1002,11 @@ static void attack_churn(void)
     a.min = P.churn;
     a.max = P.churn * 20;
     a.max_ms = 120000;
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     attacker_start(&a, churn);
     judge("connection churn", &q, P.churn * 1000 / CHURN_RATE);
     attacker_stop(&a);
-    long long dt = mono_ms() - t0;
+    long long dt = sl_mono_ms() - t0;
     double acc = metric("sluice_connections_accepted_total") - acc0;
     printf("abuse: connection churn: %d connect/close cycles in %lld ms (%d failed connects), "
            "accepted +%g\n",
@@ -1042,7 +1031,7 @@ int main(int argc, char **argv)
     P = long_run ? LONG : SHORT;
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    long long t_start = mono_ms();
+    long long t_start = sl_mono_ms();
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -1107,6 +1096,6 @@ int main(int argc, char **argv)
               rss_max_mib, P.rss_bound);
     int st = harness_stop(&h, SIGTERM);
     CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGTERM: exit status 0x%x", st);
-    printf("abuse: total %lld ms\n", mono_ms() - t_start);
+    printf("abuse: total %lld ms\n", sl_mono_ms() - t_start);
     return check_exit();
 }

@@ -24,6 +24,7 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "sclient.h"
 
@@ -33,13 +34,6 @@
 static harness_t h;
 static int64_t bi_end[2];   /* expected log end offsets of topic "bi" (the target of bad input) */
 static int64_t ok_produced; /* records the well-behaved client appended to "ok" */
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static void connect_or_die(sc_t *c)
 {
@@ -90,9 +84,9 @@ static uint8_t *good_frame(int api, uint64_t corr, const ProtobufCMessage *body,
 static long closed_after(sc_t *c, int timeout_ms)
 {
     long got = 0;
-    long long deadline = mono_ms() + timeout_ms;
+    long long deadline = sl_mono_ms() + timeout_ms;
     for (;;) {
-        long long left = deadline - mono_ms();
+        long long left = deadline - sl_mono_ms();
         if (left <= 0) return -1;
         struct pollfd pf = {.fd = c->fd, .events = POLLIN};
         int pr = poll(&pf, 1, (int)left);
@@ -625,10 +619,10 @@ static void test_names_and_ranges(void)
     CHECK_EQ_INT(sc_fetch(&c, "bi", 0, INT64_MAX, 100, 0, 0, NULL, NULL, NULL),
                  SL_ERR_OFFSET_OUT_OF_RANGE);
     /* ... also for a long poll, which must answer at once. */
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     CHECK_EQ_INT(sc_fetch(&c, "bi", 0, bi_end[0] + 100, 100, 1, 5000, NULL, NULL, NULL),
                  SL_ERR_OFFSET_OUT_OF_RANGE);
-    CHECK_MSG(mono_ms() - t0 < 2000, "out-of-range long poll took %lld ms", mono_ms() - t0);
+    CHECK_MSG(sl_mono_ms() - t0 < 2000, "out-of-range long poll took %lld ms", sl_mono_ms() - t0);
     const uint8_t *p;
     size_t n = 99;
     int64_t hw;
@@ -705,9 +699,9 @@ static void test_stall(sc_t *stalled)
     sl_put_be32(f + 4, 4);
     CHECK(sc_send_raw(stalled, f, sizeof f) == 0);
     /* Other clients are served meanwhile, promptly. */
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     for (int i = 0; i < 5; i++) still_serving("a stalled half frame");
-    long long dt = mono_ms() - t0;
+    long long dt = sl_mono_ms() - t0;
     CHECK_MSG(dt < 5000, "5 round trips beside a stalled frame took %lld ms", dt);
     /* The stalled connection is still open (it may yet send the rest). */
     struct pollfd pf = {.fd = stalled->fd, .events = POLLIN};
@@ -776,9 +770,9 @@ int main(void)
     CHECK(harness_log_contains(&h, "closed: acks=0 produce failed: INVALID_TOPIC"));
 
     /* SIGTERM with a half-sent frame still open: a prompt, clean exit. */
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     int st = harness_stop(&h, SIGTERM);
-    long long dt = mono_ms() - t0;
+    long long dt = sl_mono_ms() - t0;
     CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGTERM exit status 0x%x", st);
     CHECK_MSG(dt < 8000, "SIGTERM took %lld ms", dt);
     CHECK(harness_log_contains(&h, "clean shutdown"));

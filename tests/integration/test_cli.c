@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "sclient.h"
 
@@ -29,13 +30,6 @@
 static harness_t h;
 static char bootstrap[64];
 static char *tmp;
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 typedef struct run {
     int status; /* exit code, or 128+signal, or -1 when killed at the deadline */
@@ -67,7 +61,7 @@ static run_t run_v(const char *input, int timeout_ms, const char *const *args)
     argv[n++] = SLUICE_CLI_PATH;
     for (size_t i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
     argv[n] = NULL;
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     pid_t pid = fork();
     CHECK_FATAL(pid >= 0);
     if (pid == 0) {
@@ -82,7 +76,7 @@ static run_t run_v(const char *input, int timeout_ms, const char *const *args)
     for (;;) {
         pid_t w = waitpid(pid, &st, WNOHANG);
         if (w == pid) break;
-        if (mono_ms() - t0 > timeout_ms) {
+        if (sl_mono_ms() - t0 > timeout_ms) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             r.status = -1;
@@ -93,7 +87,7 @@ static run_t run_v(const char *input, int timeout_ms, const char *const *args)
     }
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 done:
-    r.ms = mono_ms() - t0;
+    r.ms = sl_mono_ms() - t0;
     r.out = check_slurp(out);
     r.err = check_slurp(err);
     if (r.status != 0 && getenv("TEST_CLI_VERBOSE"))

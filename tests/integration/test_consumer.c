@@ -18,6 +18,7 @@
 
 #include "batch.h"
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "sclient.h"
 #include "sluice/sluice.h"
@@ -27,13 +28,6 @@ int64_t sl_consumer_max_buffered(sluice_consumer_t *c);
 
 static harness_t h;
 static const char *const extra[] = {"--group.initial.rebalance.delay.ms=0", NULL};
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The value as an integer (values are not NUL-terminated). */
 static int ival(const sluice_message_t *m)
@@ -117,8 +111,8 @@ static void produce_seq(sluice_producer_t *p, const char *topic, int32_t part, i
 /* Next data message (skips EOFs unless want_eof), or NULL after timeout. */
 static sluice_message_t *next_msg(sluice_consumer_t *c, int timeout_ms, int want_eof)
 {
-    int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
-    while (now_ns() < end) {
+    int64_t end = sl_mono_ns() + (int64_t)timeout_ms * 1000000;
+    while (sl_mono_ns() < end) {
         sluice_message_t *m = sluice_consumer_poll(c, 50);
         if (!m) continue;
         if (m->err == SLUICE_ERR__PARTITION_EOF && !want_eof) {
@@ -441,11 +435,11 @@ static void take(seen_t *s, const sluice_message_t *m)
  * seen or timeout. Returns the number seen. */
 static int drain(sluice_consumer_t **cs, int nc, seen_t *s, int lo, int hi, int timeout_ms)
 {
-    int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
+    int64_t end = sl_mono_ns() + (int64_t)timeout_ms * 1000000;
     for (;;) {
         int have = 0;
         for (int v = lo; v < hi; v++) have += s->cnt[v] > 0;
-        if (have == hi - lo || now_ns() > end) return have;
+        if (have == hi - lo || sl_mono_ns() > end) return have;
         for (int i = 0; i < nc; i++) {
             if (!cs[i]) continue;
             sluice_message_t *m = sluice_consumer_poll(cs[i], 10);
@@ -493,9 +487,9 @@ static void test_group(void)
     CHECK_EQ_INT(drain(cs, 3, &s, 0, wave, 20000), wave);
     CHECK_EQ_INT(s.dup, 0);
     /* every member ends up with two partitions */
-    int64_t end = now_ns() + 10000000000LL;
+    int64_t end = sl_mono_ns() + 10000000000LL;
     int balanced = 0;
-    while (!balanced && now_ns() < end) {
+    while (!balanced && sl_mono_ns() < end) {
         balanced = 1;
         for (int i = 0; i < 3; i++) {
             sluice_tp_list_t *a = NULL;
@@ -512,10 +506,10 @@ static void test_group(void)
      * within the session timeout, from what it committed. */
     sluice_consumer_destroy(cs[2]);
     cs[2] = NULL;
-    int64_t t0 = now_ns();
+    int64_t t0 = sl_mono_ns();
     produce_wave(p, wave, wave);
     CHECK_EQ_INT(drain(cs, 2, &s, wave, 2 * wave, 20000), wave);
-    double took = (double)(now_ns() - t0) / 1e9;
+    double took = (double)(sl_mono_ns() - t0) / 1e9;
     printf("group: survivors had the dead member's partitions after %.2f s\n", took);
     CHECK_MSG(took < 3.0 + 5.0, "rebalance took %.2f s", took);
     CHECK_EQ_INT(s.dup, 0);
@@ -637,11 +631,11 @@ static void test_push(void)
     usleep(50000);
     int64_t *lat = calloc((size_t)lt.n, sizeof *lat);
     int got = 0;
-    lt.start = now_ns() + 10000000;
+    lt.start = sl_mono_ns() + 10000000;
     pthread_t th;
     pthread_create(&th, NULL, lat_producer, &lt);
     while (got < lt.n && (m = next_msg(c, 5000, 0)) != NULL) {
-        int64_t t = now_ns(), due;
+        int64_t t = sl_mono_ns(), due;
         if (m->err == 0 && m->value_len >= 8) {
             memcpy(&due, m->value, sizeof due);
             lat[got++] = t - due;

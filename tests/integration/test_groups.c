@@ -15,6 +15,7 @@
 
 #include "batchgen.h"
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "sclient.h"
 
@@ -22,13 +23,6 @@
 
 static harness_t h;
 static const char *const extra[] = {"--group.initial.rebalance.delay.ms=300", NULL};
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* Receives the answer to corr and decodes its body; NULL on a transport
  * error; *code = header error code. */
@@ -215,15 +209,15 @@ static void test_membership(void)
     int32_t gen1 = m[0].gen;
 
     /* m[2] goes silent; the others heartbeat until told to rejoin. */
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     int rc0 = 0, rc1 = 0;
-    while (mono_ms() - t0 < 10000) {
+    while (sl_mono_ms() - t0 < 10000) {
         rc0 = heartbeat(&m[0], "g", gen1);
         rc1 = heartbeat(&m[1], "g", gen1);
         if (rc0 || rc1) break;
         poll(NULL, 0, 150);
     }
-    long long waited = mono_ms() - t0;
+    long long waited = sl_mono_ms() - t0;
     CHECK_EQ_INT(rc0, SL_ERR_REBALANCE_IN_PROGRESS);
     CHECK_MSG(waited >= 800 && waited < 3000, "rebalance after %lld ms (session 1000)", waited);
     if (rc1 == 0) CHECK_EQ_INT(heartbeat(&m[1], "g", gen1), SL_ERR_REBALANCE_IN_PROGRESS);

@@ -31,17 +31,11 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "sclient.h"
 
 #define OUTPUT_CAP 1048576 /* --max.connection.output.bytes of the slow-reader brokers */
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static void stop_clean(harness_t *h, const char *what)
 {
@@ -62,11 +56,11 @@ static double metric(const harness_t *h, const char *series)
 /* Polls a metric until it equals want, for at most ms; returns the last value. */
 static double wait_metric(const harness_t *h, const char *series, double want, int ms)
 {
-    long long deadline = mono_ms() + ms;
+    long long deadline = sl_mono_ms() + ms;
     double v;
     for (;;) {
         v = metric(h, series);
-        if (v == want || mono_ms() > deadline) return v;
+        if (v == want || sl_mono_ms() > deadline) return v;
         poll(NULL, 0, 20);
     }
 }
@@ -87,7 +81,7 @@ static void many_connections(harness_t *h, int n, const char *topic)
         CHECK(rc == 0 || rc == SL_ERR_TOPIC_ALREADY_EXISTS);
         sc_close(&c);
     }
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     int connected = 0;
     for (int i = 0; i < n; i++) {
         if (sc_connect(&cs[i], h->port) != 0) {
@@ -160,7 +154,7 @@ static void many_connections(harness_t *h, int n, const char *topic)
     for (int i = 0; i < n; i++) want += 1 + i % 3;
     CHECK_EQ_INT(total, want);
     sc_close(&c);
-    long long dt = mono_ms() - t0;
+    long long dt = sl_mono_ms() - t0;
     fprintf(stderr, "%d connections: produce + fetch each in %lld ms\n", n, dt);
     for (int i = 0; i < n; i++) {
         if (cs[i].fd >= 0) sc_close(&cs[i]);
@@ -205,7 +199,7 @@ static void fanout(harness_t *h, int n)
     size_t len;
     uint8_t *b = bg_simple(3, 64, 1, 9, &len);
     int64_t base;
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     CHECK_EQ_INT(sc_produce(&prod, "fan", 0, 1, b, len, &base), 0);
     int woken = 0;
     for (int i = 0; i < n; i++) {
@@ -214,7 +208,7 @@ static void fanout(harness_t *h, int n)
             memcmp(r.payload + 8, b + 8, len - 8) == 0)
             woken++;
     }
-    long long dt = mono_ms() - t0;
+    long long dt = sl_mono_ms() - t0;
     CHECK_EQ_INT(woken, n);
     CHECK_MSG(dt < 5000, "%d long polls woken in %lld ms", n, dt);
     fprintf(stderr, "fan-out: %d long polls woken by one produce in %lld ms\n", n, dt);
@@ -308,7 +302,7 @@ static void slow_reader(harness_t *h, const char *mode)
     /* Meanwhile: 200 produce + fetch round trips at full speed. */
     double max_inflight = 0;
     int ok = 0;
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     for (int i = 0; i < 200; i++) {
         size_t len;
         uint8_t *b = bg_simple(2, 100, 1, (uint32_t)i, &len);
@@ -324,7 +318,7 @@ static void slow_reader(harness_t *h, const char *mode)
             if (v > max_inflight) max_inflight = v;
         }
     }
-    long long dt = mono_ms() - t0;
+    long long dt = sl_mono_ms() - t0;
     CHECK_EQ_INT(ok, 200);
     CHECK_MSG(dt < 10000, "%s: 200 fast round trips beside a slow reader took %lld ms", mode, dt);
     fprintf(stderr, "%s: 200 fast round trips beside a slow reader: %lld ms; inflight max %g\n",
@@ -353,7 +347,7 @@ static void slow_reader(harness_t *h, const char *mode)
               "%s: %g of the slow reader's fetches processed (bound %g)", mode, slow_done, bound);
 
     /* The slow reader now reads: every answer arrives, in order, whole. */
-    t0 = mono_ms();
+    t0 = sl_mono_ms();
     int good = 0;
     uint8_t first[64];
     for (int i = 0; i < NSLOW; i++) {
@@ -371,7 +365,7 @@ static void slow_reader(harness_t *h, const char *mode)
         if (memcmp(first, r.payload, sizeof first) == 0) good++;
     }
     CHECK_EQ_INT(good, NSLOW);
-    fprintf(stderr, "%s: slow reader drained 200 MiB in %lld ms\n", mode, mono_ms() - t0);
+    fprintf(stderr, "%s: slow reader drained 200 MiB in %lld ms\n", mode, sl_mono_ms() - t0);
     sc_close(&slow);
     sc_close(&fast);
 }
@@ -552,17 +546,17 @@ static void idle_timeout(void)
     CHECK_FATAL(sc_connect(&active, h.port) == 0);
     CHECK_EQ_INT(sc_create_topic(&active, "idle", 1), 0);
     CHECK_FATAL(sc_connect(&idle, h.port) == 0);
-    long long t0 = mono_ms(), closed_at = -1;
+    long long t0 = sl_mono_ms(), closed_at = -1;
     int rounds = 0, answered = 0;
     /* Active: a request every 100 ms for 2 s; idle: nothing. */
-    while (mono_ms() - t0 < 2000) {
+    while (sl_mono_ms() - t0 < 2000) {
         int64_t off;
         rounds++;
         if (sc_list_offsets(&active, "idle", 0, -1, &off) == 0) answered++;
-        if (closed_at < 0 && is_closed_now(&idle)) closed_at = mono_ms() - t0;
+        if (closed_at < 0 && is_closed_now(&idle)) closed_at = sl_mono_ms() - t0;
         poll(NULL, 0, 100);
     }
-    if (closed_at < 0 && sc_wait_closed(&idle, 1000)) closed_at = mono_ms() - t0;
+    if (closed_at < 0 && sc_wait_closed(&idle, 1000)) closed_at = sl_mono_ms() - t0;
     fprintf(stderr, "idle: closed after %lld ms; active answered %d of %d\n", closed_at, answered,
             rounds);
     CHECK_MSG(closed_at >= 250 && closed_at <= 3000, "idle connection closed after %lld ms",
@@ -583,12 +577,12 @@ static void idle_timeout(void)
     sc_t stuck;
     stuck_reader(&h, &stuck);
     CHECK_EQ_INT(metric(&h, "sluice_connections"), 1);
-    t0 = mono_ms();
+    t0 = sl_mono_ms();
     double v = wait_metric(&h, "sluice_connections", 0, 3000);
     CHECK_MSG(v == 0,
               "a connection that stopped reading was still open after %lld ms "
               "(connections.max.idle.ms=300)",
-              mono_ms() - t0);
+              sl_mono_ms() - t0);
     sc_close(&stuck);
     stop_clean(&h, "idle timeout");
     harness_cleanup(&h);
@@ -611,17 +605,17 @@ static void read_timeout(void)
     /* "16 MiB - 8 follow", then a byte every 100 ms. */
     uint8_t hdr[8] = {0x00, 0xff, 0xff, 0xf8, 0, 0, 0, 8};
     CHECK_EQ_INT(sc_send_raw(&slow, hdr, sizeof hdr), 0);
-    long long t0 = mono_ms(), closed_at = -1;
-    while (mono_ms() - t0 < 3000 && closed_at < 0) {
+    long long t0 = sl_mono_ms(), closed_at = -1;
+    while (sl_mono_ms() - t0 < 3000 && closed_at < 0) {
         int64_t off;
         CHECK_EQ_INT(sc_list_offsets(&ok, "rt", 0, -1, &off), 0);
         if (is_closed_now(&slow)) {
-            closed_at = mono_ms() - t0;
+            closed_at = sl_mono_ms() - t0;
             break;
         }
         uint8_t b = 0;
         (void)sc_send_raw(&slow, &b, 1);
-        if (mono_ms() - t0 < 400)
+        if (sl_mono_ms() - t0 < 400)
             CHECK_MSG(metric(&h, "sluice_inflight_bytes") < 65536,
                       "a frame claiming 16 MiB took %g bytes of the budget",
                       metric(&h, "sluice_inflight_bytes"));
@@ -690,7 +684,7 @@ static void raise_nofile(rlim_t want)
 
 int main(void)
 {
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     raise_nofile(4096);
     signal(SIGPIPE, SIG_IGN);
 
@@ -706,9 +700,9 @@ int main(void)
         /* SIGTERM while a client is stuck: bounded drain, clean exit. */
         sc_t stuck;
         stuck_reader(&h, &stuck);
-        long long ts = mono_ms();
+        long long ts = sl_mono_ms();
         stop_clean(&h, "edge, with a stuck reader");
-        long long dts = mono_ms() - ts;
+        long long dts = sl_mono_ms() - ts;
         CHECK_MSG(dts < 10000, "SIGTERM with a stuck reader took %lld ms", dts);
         CHECK(harness_log_contains(&h, "clean shutdown"));
         sc_close(&stuck);
@@ -731,6 +725,6 @@ int main(void)
         stop_clean(&h, "level");
         harness_cleanup(&h);
     }
-    fprintf(stderr, "test_load: %lld ms\n", mono_ms() - t0);
+    fprintf(stderr, "test_load: %lld ms\n", sl_mono_ms() - t0);
     return check_exit();
 }

@@ -16,18 +16,12 @@
 
 #include "batch.h"
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "sclient.h"
 #include "sluice/sluice.h"
 
 static harness_t h;
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* Delivery report bookkeeping. */
 typedef struct drs {
@@ -195,7 +189,7 @@ static void test_linger(void)
     drs_init(&d, 16);
     const char *kv[] = {"linger.ms", "1500", "acks", "1", NULL};
     sluice_producer_t *p = mk(&d, kv);
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     for (int i = 0; i < 10; i++)
         CHECK_EQ_INT(
             sluice_produce(p, "linger", 0, NULL, 0, "x", 1, NULL, 0, 0, (void *)(intptr_t)i),
@@ -203,8 +197,8 @@ static void test_linger(void)
     usleep(1000 * 1000);
     CHECK_EQ_INT(log_end("linger", 0), 0); /* nothing before linger.ms */
     CHECK_EQ_INT(d.n, 0);
-    while (d.n < 10 && mono_ms() - t0 < 10000) sluice_producer_poll(p, 100);
-    long long el = mono_ms() - t0;
+    while (d.n < 10 && sl_mono_ms() - t0 < 10000) sluice_producer_poll(p, 100);
+    long long el = sl_mono_ms() - t0;
     CHECK_EQ_INT(d.ok, 10);
     CHECK_MSG(el >= 1450, "delivered after %lld ms", el);
     CHECK_EQ_INT(log_end("linger", 0), 10);
@@ -221,13 +215,13 @@ static void test_batch_size(void)
     sluice_producer_t *p = mk(&d, kv);
     char v[100];
     memset(v, 'v', sizeof v);
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     for (int i = 0; i < 100; i++)
         CHECK_EQ_INT(
             sluice_produce(p, "bsize", 0, NULL, 0, v, sizeof v, NULL, 0, 0, (void *)(intptr_t)i),
             SLUICE_OK);
     /* Full batches go at once; the last partial one waits for its linger. */
-    while (d.n < 90 && mono_ms() - t0 < 10000) sluice_producer_poll(p, 100);
+    while (d.n < 90 && sl_mono_ms() - t0 < 10000) sluice_producer_poll(p, 100);
     CHECK_MSG(d.n >= 90 && d.n < 100, "%d reports before linger", d.n);
     CHECK_EQ_INT(sluice_producer_flush(p, 10000), SLUICE_OK);
     CHECK_EQ_INT(d.ok, 100);
@@ -464,12 +458,12 @@ static void test_queue_full(void)
     int rc = SLUICE_OK, i;
     long long t0 = 0;
     for (i = 0; i < 999; i++) {
-        t0 = mono_ms();
+        t0 = sl_mono_ms();
         rc = sluice_produce(p, "qfull", 0, NULL, 0, v, sizeof v, NULL, 0, 0,
                             (void *)(intptr_t)(i + 1));
         if (rc != SLUICE_OK) break;
     }
-    long long el = mono_ms() - t0;
+    long long el = sl_mono_ms() - t0;
     CHECK_EQ_INT(rc, SLUICE_ERR__QUEUE_FULL);
     CHECK_MSG(el >= 380 && el < 3000, "blocked %lld ms", el);
     CHECK_MSG(i >= 40 && i < 70, "%d messages fit in 64 KiB", i);
@@ -503,13 +497,13 @@ static void test_delivery_timeout(void)
     CHECK_EQ_INT(sluice_producer_flush(p, 10000), SLUICE_OK);
     CHECK_EQ_INT(d.ok, 1);
     harness_stop(&h, SIGKILL);
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     for (int i = 1; i <= 50; i++)
         CHECK_EQ_INT(sluice_produce(p, "gone", 0, NULL, 0, "b", 1, NULL, 0, 0, (void *)(intptr_t)i),
                      SLUICE_OK);
     CHECK_EQ_INT(sluice_producer_flush(p, 100), SLUICE_ERR__TIMED_OUT);
     CHECK_EQ_INT(sluice_producer_flush(p, 10000), SLUICE_OK);
-    long long el = mono_ms() - t0;
+    long long el = sl_mono_ms() - t0;
     CHECK_EQ_INT(d.n, 51);
     CHECK_EQ_INT(d.bad, 50);
     CHECK_EQ_INT(d.last_err, SLUICE_ERR__MSG_TIMED_OUT);

@@ -18,17 +18,11 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "sclient.h"
 
 static harness_t h;
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static void connect_or_die(sc_t *c)
 {
@@ -178,12 +172,12 @@ static void test_basic(void)
     size_t len;
     uint8_t *b = bg_simple(5, 100, 1234, 7, &len);
     int64_t base = -1;
-    uint64_t t0 = mono_us();
+    uint64_t t0 = sl_mono_us();
     CHECK_EQ_INT(sc_produce(&p, "basic", 0, 1, b, len, &base), 0);
     CHECK_EQ_INT(base, 0);
     sl_response_t r;
     CHECK_EQ_INT(sc_recv(&s, &r), 0);
-    uint64_t dt = mono_us() - t0;
+    uint64_t dt = sl_mono_us() - t0;
     CHECK_MSG(dt < 1000000, "first push took %" PRIu64 " us", dt);
     int64_t next = 0;
     pushed_t o;
@@ -373,7 +367,7 @@ static void test_slow_subscriber(void)
     enum { BATCHES = 800, RECS = 10, VSIZE = 5000 };
     size_t len;
     uint8_t *b = bg_simple(RECS, VSIZE, 1000, 1, &len);
-    uint64_t t0 = mono_us();
+    uint64_t t0 = sl_mono_us();
     int64_t next = 0;
     for (int i = 0; i < BATCHES; i++) {
         /* Pipelined produce (acks=1), read the acks after a few. */
@@ -399,9 +393,9 @@ static void test_slow_subscriber(void)
         sl_response_t r;
         CHECK_EQ_INT(sc_recv(&p, &r), 0);
     }
-    uint64_t t_prod = mono_us() - t0;
+    uint64_t t_prod = sl_mono_us() - t0;
     drain_pushes(&fast, fsub, &next, (int64_t)BATCHES * RECS);
-    uint64_t t_all = mono_us() - t0;
+    uint64_t t_all = sl_mono_us() - t0;
     CHECK_EQ_INT(next, (int64_t)BATCHES * RECS);
     double mb = (double)BATCHES * (double)len / 1e6;
     printf("slow-subscriber: %.1f MB produced in %.0f ms; the reading subscriber had all of it "
@@ -489,7 +483,7 @@ static void test_latency(void)
     int64_t next = 0;
     int got = 0;
     for (int i = 0; i < N; i++) {
-        uint64_t t0 = mono_us(), t_ack = 0, t_push = 0;
+        uint64_t t0 = sl_mono_us(), t_ack = 0, t_push = 0;
         CHECK_FATAL(sc_send(&p, SLUICE__API_KEY__PRODUCE, &m.base, b, len) != 0);
         while (!t_ack || !t_push) {
             struct pollfd pf[2] = {{.fd = p.fd, .events = POLLIN}, {.fd = s.fd, .events = POLLIN}};
@@ -499,14 +493,14 @@ static void test_latency(void)
             sl_response_t r;
             if (!t_push && (s.rlen > s.rstart || (pf[1].revents & POLLIN))) {
                 CHECK_FATAL(sc_recv(&s, &r) == 0);
-                t_push = mono_us();
+                t_push = sl_mono_us();
                 pushed_t o;
                 check_push(&s, &r, sub, &next, &o);
             }
             if (!t_ack && (p.rlen > p.rstart || (pf[0].revents & POLLIN))) {
                 CHECK_FATAL(sc_recv(&p, &r) == 0);
                 CHECK_EQ_INT(r.hdr->error_code, 0);
-                t_ack = mono_us();
+                t_ack = sl_mono_us();
             }
         }
         e2e[got] = (int64_t)(t_push - t0);

@@ -14,17 +14,11 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "sclient.h"
 
 static harness_t h;
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* Fetches everything from offset 0 and returns the number of records,
  * checking dense offsets and CRCs. */
@@ -143,11 +137,11 @@ static void test_long_poll(void)
     CHECK_FATAL(sc_connect(&c, h.port) == 0);
     CHECK_EQ_INT(sc_create_topic(&c, "lp", 1), 0);
     /* Nothing arrives: answered empty after max_wait. */
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     const uint8_t *p;
     size_t n = 99;
     CHECK_EQ_INT(sc_fetch(&c, "lp", 0, 0, 1 << 16, 1, 300, &p, &n, NULL), 0);
-    long long dt = mono_ms() - t0;
+    long long dt = sl_mono_ms() - t0;
     CHECK_EQ_INT(n, 0);
     CHECK_MSG(dt >= 250 && dt < 3000, "empty long poll took %lld ms", dt);
     /* Data arrives after 200 ms of a 5 s wait: answered right then. */
@@ -155,10 +149,10 @@ static void test_long_poll(void)
         delayed_t d = {h.port, 200};
         pthread_t th;
         pthread_create(&th, NULL, produce_later, &d);
-        t0 = mono_ms();
+        t0 = sl_mono_ms();
         int64_t hw;
         CHECK_EQ_INT(sc_fetch(&c, "lp", 0, 3 * round, 1 << 16, 1, 5000, &p, &n, &hw), 0);
-        dt = mono_ms() - t0;
+        dt = sl_mono_ms() - t0;
         pthread_join(th, NULL);
         CHECK(n > 0);
         CHECK_EQ_INT(hw, 3 * (round + 1));

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 /* ---- request builder ------------------------------------------------------ */
 
 static void put(kt_buf_t *b, const void *p, size_t n)
@@ -107,13 +109,6 @@ void kt_free(kt_buf_t *b)
 
 /* ---- connection ----------------------------------------------------------- */
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 int kt_connect(int port)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -149,7 +144,7 @@ static int read_full(int fd, uint8_t *p, size_t n, long long deadline)
 {
     size_t got = 0;
     while (got < n) {
-        long long left = deadline - mono_ms();
+        long long left = deadline - sl_mono_ms();
         if (left <= 0) return KT_TIMEOUT;
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         int pr = poll(&pf, 1, (int)left);
@@ -169,7 +164,7 @@ int kt_recv(int fd, int timeout_ms, uint8_t **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
-    long long deadline = mono_ms() + timeout_ms;
+    long long deadline = sl_mono_ms() + timeout_ms;
     uint8_t sz[4];
     int rc = read_full(fd, sz, 4, deadline);
     if (rc != KT_OK) return rc;
@@ -190,9 +185,9 @@ int kt_recv(int fd, int timeout_ms, uint8_t **out, size_t *len)
 long kt_closed_after(int fd, int timeout_ms)
 {
     long got = 0;
-    long long deadline = mono_ms() + timeout_ms;
+    long long deadline = sl_mono_ms() + timeout_ms;
     for (;;) {
-        long long left = deadline - mono_ms();
+        long long left = deadline - sl_mono_ms();
         if (left <= 0) return -1;
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         int pr = poll(&pf, 1, (int)left);

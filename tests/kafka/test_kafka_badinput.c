@@ -35,6 +35,7 @@
 #include "batch.h" /* SL_COMPRESSION_* */
 #include "batchgen.h"
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "kraw.h"
 
@@ -44,13 +45,6 @@ static harness_t h;
 static int32_t next_corr = 100;
 static int healthy = -1; /* a well-behaved connection kept open throughout */
 static int64_t bi_end;   /* expected log end offset of "bi" (target of bad produces) */
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static int conn(void)
 {
@@ -358,8 +352,8 @@ static void test_api_versions(void)
     CHECK(kt_send(fd, v3, sizeof v3) == 0);
     uint8_t got[64];
     size_t n = 0;
-    long long deadline = mono_ms() + 5000;
-    while (n < sizeof want && mono_ms() < deadline) {
+    long long deadline = sl_mono_ms() + 5000;
+    while (n < sizeof want && sl_mono_ms() < deadline) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         if (poll(&pf, 1, 100) <= 0) continue;
         ssize_t r = read(fd, got + n, sizeof got - n);
@@ -800,9 +794,9 @@ static void test_fetch_errors(void)
     free(f.records);
 
     /* At the end: no error, no records, after the long poll's wait. */
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     kt_fetch(fd, 11, next_corr++, "bi", 0, bi_end, 400, 1, 1 << 20, &f);
-    long long waited = mono_ms() - t0;
+    long long waited = sl_mono_ms() - t0;
     CHECK_EQ_INT(f.rc, KT_OK);
     CHECK_EQ_INT(f.error, 0);
     CHECK_EQ_INT(f.hwm, bi_end);
@@ -810,10 +804,10 @@ static void test_fetch_errors(void)
     CHECK_MSG(waited >= 300 && waited < 5000, "idle long poll returned after %lld ms", waited);
     free(f.records);
     /* min_bytes 0 answers at once. */
-    t0 = mono_ms();
+    t0 = sl_mono_ms();
     kt_fetch(fd, 11, next_corr++, "bi", 0, bi_end, 5000, 0, 1 << 20, &f);
-    CHECK_MSG(f.error == 0 && mono_ms() - t0 < 2000, "min_bytes 0 fetch waited %lld ms",
-              mono_ms() - t0);
+    CHECK_MSG(f.error == 0 && sl_mono_ms() - t0 < 2000, "min_bytes 0 fetch waited %lld ms",
+              sl_mono_ms() - t0);
     free(f.records);
 
     /* A parked fetch wakes on a produce from another connection. */
@@ -823,11 +817,11 @@ static void test_fetch_errors(void)
     size_t len = 0;
     uint8_t *b = batch(2, &len);
     int64_t base = -1;
-    t0 = mono_ms();
+    t0 = sl_mono_ms();
     CHECK_EQ_INT(kt_produce(p, 7, next_corr++, 1, "bi", 0, b, (int32_t)len, &base), 0);
     CHECK_EQ_INT(base, bi_end);
     kt_fetch_recv(fd, 11, 4242, "bi", 0, 15000, &f);
-    long long woke = mono_ms() - t0;
+    long long woke = sl_mono_ms() - t0;
     CHECK_EQ_INT(f.rc, KT_OK);
     CHECK_EQ_INT(f.error, 0);
     CHECK_EQ_INT(f.hwm, bi_end + 2);
@@ -851,7 +845,7 @@ static void test_fetch_errors(void)
 static void test_parked(void)
 {
     int fd = conn();
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     CHECK(kt_fetch_send(fd, 11, 901, "bi", 0, bi_end, 600, 1, 1 << 20) == 0);
     kt_buf_t b = {0};
     kt_req(&b, 18, 0, 902, "p");
@@ -868,7 +862,7 @@ static void test_parked(void)
     CHECK(kt_recv(fd, 5000, &resp, &len) == KT_OK);
     CHECK_MSG(resp && len > 4 && resp[3] == (902 & 0xff) && resp[2] == (902 >> 8),
               "ApiVersions behind a parked fetch: not answered next");
-    long long took = mono_ms() - t0;
+    long long took = sl_mono_ms() - t0;
     CHECK_MSG(took >= 450, "ApiVersions behind a 600 ms fetch answered after %lld ms", took);
     free(resp);
     close(fd);
@@ -900,7 +894,7 @@ static void test_parked(void)
     free(batch);
     /* The produce is applied (it wakes the parked fetch of a closed
      * connection); the broker goes on. */
-    long long deadline = mono_ms() + 5000;
+    long long deadline = sl_mono_ms() + 5000;
     int64_t end = -1;
     do {
         int c = conn();
@@ -908,7 +902,7 @@ static void test_parked(void)
         close(c);
         if (end == bi_end + 2) break;
         poll(NULL, 0, 20);
-    } while (mono_ms() < deadline);
+    } while (sl_mono_ms() < deadline);
     CHECK_MSG(end == bi_end + 2,
               "acks=-1 produce of a closed client: end %" PRId64 ", expected %" PRId64, end,
               bi_end + 2);
@@ -1071,9 +1065,9 @@ static void test_garbage(void)
     static const int16_t served[] = {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 22};
     static const int16_t maxv[] = {7, 11, 2, 4, 7, 5, 2, 5, 3, 1, 3, 4, 2, 2, 1};
     int open_after = 0, frames = 0, answered = 0;
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
     fprintf(stderr, "garbage: seed 0x%" PRIx64 "\n", rng);
-    for (int i = 0; i < 300 && mono_ms() - t0 < 60000; i++, frames++) {
+    for (int i = 0; i < 300 && sl_mono_ms() - t0 < 60000; i++, frames++) {
         kt_buf_t b = {0};
         int cls = (int)(rnd() % 3);
         if (cls == 0) {
@@ -1120,7 +1114,7 @@ static void test_garbage(void)
     }
     fprintf(stderr,
             "garbage: %d frames in %lld ms, %d answered, %d connections still open after 200 ms\n",
-            frames, mono_ms() - t0, answered, open_after);
+            frames, sl_mono_ms() - t0, answered, open_after);
     CHECK(frames >= 100);
     /* Most mutated frames still frame correctly and get an answer (an error
      * or a real response): the decoders were reached. */

@@ -38,6 +38,7 @@
 #include "batch.h" /* SL_COMPRESSION_* */
 #include "batchgen.h"
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "kraw.h"
 #include "sclient.h"
@@ -45,13 +46,6 @@
 static harness_t h;
 static int fd = -1; /* one connection for everything (it must stay usable) */
 static int32_t next_corr = 1;
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* Starts a request on the shared connection. */
 static int32_t req(kt_buf_t *b, int16_t key, int16_t ver)
@@ -975,8 +969,8 @@ static void test_log_start(void)
         CHECK_EQ_INT(kt_produce(fd, 7, next_corr++, 1, "ret", 0, batch, (int32_t)len, &base), 0);
     free(batch);
     int64_t start = 0;
-    long long deadline = mono_ms() + 15000;
-    while ((start = end_of("ret", 0, -2)) <= 0 && mono_ms() < deadline) poll(NULL, 0, 50);
+    long long deadline = sl_mono_ms() + 15000;
+    while ((start = end_of("ret", 0, -2)) <= 0 && sl_mono_ms() < deadline) poll(NULL, 0, 50);
     CHECK_MSG(start > 0 && start < 200 && start % 5 == 0, "log start after retention: %" PRId64,
               start);
     kt_fetch_res_t f;

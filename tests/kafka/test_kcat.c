@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "kraw.h"
 
@@ -39,13 +40,6 @@
 
 static harness_t h;
 static char bootstrap[64];
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* ---- running kcat ------------------------------------------------------- */
 
@@ -132,9 +126,9 @@ static void kcat(run_t *r, const char *in, ...)
     sb_add(&out, "", 0);
     sb_add(&err, "", 0);
     int open_out = 1, open_err = 1;
-    long long deadline = mono_ms() + KCAT_TIMEOUT_MS;
+    long long deadline = sl_mono_ms() + KCAT_TIMEOUT_MS;
     while (open_out || open_err) {
-        long long left = deadline - mono_ms();
+        long long left = deadline - sl_mono_ms();
         if (left <= 0) {
             r->timed_out = 1;
             break;
@@ -179,9 +173,9 @@ static void kcat(run_t *r, const char *in, ...)
         waitpid(pid, &st, 0);
     } else {
         /* Output closed: the process is exiting. */
-        long long until = mono_ms() + 10000;
+        long long until = sl_mono_ms() + 10000;
         while (waitpid(pid, &st, WNOHANG) == 0) {
-            if (mono_ms() > until) {
+            if (sl_mono_ms() > until) {
                 r->timed_out = 1;
                 kill(pid, SIGKILL);
                 waitpid(pid, &st, 0);
@@ -552,7 +546,7 @@ int main(void)
     CHECK_FATAL(harness_start(&h, NULL) == 0);
     CHECK_FATAL(h.kafka_port > 0);
     snprintf(bootstrap, sizeof bootstrap, "127.0.0.1:%d", h.kafka_port);
-    long long t0 = mono_ms();
+    long long t0 = sl_mono_ms();
 
     test_list_empty();
     test_produce_consume();
@@ -560,7 +554,7 @@ int main(void)
     test_compressed();
     test_group();
 
-    fprintf(stderr, "kcat cases took %lld ms\n", mono_ms() - t0);
+    fprintf(stderr, "kcat cases took %lld ms\n", sl_mono_ms() - t0);
     CHECK(kill(h.pid, 0) == 0);
     int st = harness_stop(&h, SIGTERM);
     CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "sluiced exit status 0x%x", st);

@@ -32,6 +32,7 @@
 
 #include "batchgen.h"
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "kraw.h"
 #include "sluice/sluice.h"
@@ -40,20 +41,6 @@ static harness_t h;
 static char kbs[64]; /* Kafka listener */
 static char sbs[64]; /* Sluice's protocol */
 static const char *const extra[] = {"--group.initial.rebalance.delay.ms=0", NULL};
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- librdkafka handles ------------------------------------------------- */
 
@@ -177,11 +164,11 @@ static rd_kafka_t *read_all(const char *topic, int nparts, size_t want, msgs_t *
     rd_kafka_topic_partition_list_destroy(l);
     int eof[64] = {0}, errors = 0;
     memset(out, 0, sizeof *out);
-    long long deadline = mono_ms() + 20000;
+    long long deadline = sl_mono_ms() + 20000;
     for (;;) {
         int all_eof = 1;
         for (int p = 0; p < nparts && p < 64; p++) all_eof &= eof[p];
-        if ((all_eof && out->n >= want) || mono_ms() > deadline) break;
+        if ((all_eof && out->n >= want) || sl_mono_ms() > deadline) break;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -454,7 +441,7 @@ static void xmsg_make(xmsg_t *x, int i, int64_t t0)
 
 static void test_rd_to_sluice(void)
 {
-    int64_t t0 = wall_ms() - 5000;
+    int64_t t0 = sl_wall_ms() - 5000;
     xmsg_t x[XN];
     static const char *const kv[] = {"linger.ms", "20", NULL};
     rd_kafka_t *p = mkprod(kv);
@@ -492,8 +479,8 @@ static void test_rd_to_sluice(void)
     CHECK_EQ_INT(sluice_consumer_assign(sc, l), 0);
     sluice_tp_list_destroy(l);
     int n = 0, wrong = 0, errors = 0;
-    long long deadline = mono_ms() + 15000;
-    while (n < XN && mono_ms() < deadline) {
+    long long deadline = sl_mono_ms() + 15000;
+    while (n < XN && sl_mono_ms() < deadline) {
         sluice_message_t *m = sluice_consumer_poll(sc, 100);
         if (!m) continue;
         if (m->err) {
@@ -532,7 +519,7 @@ static void test_rd_to_sluice(void)
 
 static void test_sluice_to_rd(void)
 {
-    int64_t t0 = wall_ms() - 4000;
+    int64_t t0 = sl_wall_ms() - 4000;
     xmsg_t x[XN];
     static const char *const kv[] = {"compression.type", "lz4", "linger.ms", "20", NULL};
     sluice_producer_t *p = mksprod(kv);
@@ -704,8 +691,8 @@ static void test_group(void)
     member_init(&a, "g2", seen);
     member_init(&b, "g2", seen);
     int dups = 0;
-    long long t0 = mono_ms(), deadline = t0 + 40000;
-    while (mono_ms() < deadline) {
+    long long t0 = sl_mono_ms(), deadline = t0 + 40000;
+    while (sl_mono_ms() < deadline) {
         member_poll(&a, 20);
         member_poll(&b, 20);
         if (a.assigned > 0 && b.assigned > 0 && a.assigned + b.assigned == 4 &&
@@ -716,7 +703,7 @@ static void test_group(void)
               "two members: assigned %d and %d partitions", a.assigned, b.assigned);
     CHECK_MSG(total_seen(seen, &dups) == 400, "two members consumed %d distinct of 400",
               total_seen(seen, &dups));
-    fprintf(stderr, "group of two stable after %lld ms (%d + %d consumed)\n", mono_ms() - t0,
+    fprintf(stderr, "group of two stable after %lld ms (%d + %d consumed)\n", sl_mono_ms() - t0,
             a.consumed, b.consumed);
 
     /* The group as ListGroups/DescribeGroups see it. */
@@ -741,9 +728,9 @@ static void test_group(void)
     produce_spread(p, "grp4", 4, 100, 100);
     CHECK_EQ_INT(rd_kafka_consumer_close(a.rk), 0);
     rd_kafka_destroy(a.rk);
-    t0 = mono_ms();
+    t0 = sl_mono_ms();
     deadline = t0 + 40000;
-    while (mono_ms() < deadline) {
+    while (sl_mono_ms() < deadline) {
         member_poll(&b, 50);
         if (b.assigned == 4 && total_seen(seen, &dups) == 800) break;
     }
@@ -751,7 +738,7 @@ static void test_group(void)
     CHECK_MSG(a.errors == 0 && b.errors == 0, "consumer errors: %d and %d", a.errors, b.errors);
     int n = total_seen(seen, &dups);
     CHECK_MSG(n == 800 && dups == 0, "after the leave: %d distinct of 800, %d duplicates", n, dups);
-    fprintf(stderr, "after the leave: %lld ms, b consumed %d in total\n", mono_ms() - t0,
+    fprintf(stderr, "after the leave: %lld ms, b consumed %d in total\n", sl_mono_ms() - t0,
             b.consumed);
     /* Nothing beyond what was produced. */
     for (int i = 0; i < 20; i++) member_poll(&b, 20);
@@ -818,8 +805,8 @@ static void consume_to_eof(rd_kafka_t *rk, int count[2], int64_t first[2])
     int eof[2] = {0, 0}, errors = 0;
     count[0] = count[1] = 0;
     first[0] = first[1] = -1;
-    long long deadline = mono_ms() + 30000;
-    while (!(eof[0] && eof[1]) && mono_ms() < deadline) {
+    long long deadline = sl_mono_ms() + 30000;
+    while (!(eof[0] && eof[1]) && sl_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) continue;
         if (m->partition >= 0 && m->partition < 2) {
@@ -953,8 +940,8 @@ static void test_idempotent_kill(void)
                      0);
         if (i % 100 == 0) rd_kafka_poll(p, 0);
     }
-    long long deadline = mono_ms() + 20000;
-    while (dr_total < 300 && mono_ms() < deadline) rd_kafka_poll(p, 1);
+    long long deadline = sl_mono_ms() + 20000;
+    while (dr_total < 300 && sl_mono_ms() < deadline) rd_kafka_poll(p, 1);
     int acked_at_kill = dr_total;
     int st = harness_stop(&h, SIGKILL);
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
@@ -1191,7 +1178,7 @@ static int64_t offset_for(rd_kafka_t *rk, const char *topic, int64_t ts)
 
 static void test_list_offsets(void)
 {
-    int64_t t0 = wall_ms() - 600000;
+    int64_t t0 = sl_wall_ms() - 600000;
     /* "ts1": one batch per message (librdkafka, flushed each time); "ts2":
      * all ten in one batch (built here, so it surely is one batch; the
      * lookup must look inside it, as Kafka does). */
@@ -1274,10 +1261,10 @@ int main(void)
         {"idempotent producer across SIGKILL", test_idempotent_kill},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        long long t0 = mono_ms();
+        long long t0 = sl_mono_ms();
         int before = check_failures;
         cases[i].fn();
-        fprintf(stderr, "-- %s: %lld ms, %d failures\n", cases[i].name, mono_ms() - t0,
+        fprintf(stderr, "-- %s: %lld ms, %d failures\n", cases[i].name, sl_mono_ms() - t0,
                 check_failures - before);
     }
     CHECK(rd_kafka_wait_destroyed(10000) == 0);

@@ -15,17 +15,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "clock.h"
 
 #ifndef SLUICED_PATH
 #error "SLUICED_PATH must name the sluiced binary"
 #endif
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 void harness_init(harness_t *h, const char *name)
 {
@@ -119,8 +113,8 @@ int harness_start(harness_t *h, const char *const *extra)
     }
     h->pid = pid;
     h->starts++;
-    long long deadline = now_ms() + 10000;
-    while (now_ms() < deadline) {
+    long long deadline = sl_mono_ms() + 10000;
+    while (sl_mono_ms() < deadline) {
         char *log = slurp(h->log);
         int port = log ? find_port(log, "listening on 127.0.0.1", h->starts) : -1;
         int mport = log ? find_port(log, "metrics on http://127.0.0.1", h->starts) : -1;
@@ -153,9 +147,9 @@ int harness_stop(harness_t *h, int sig)
     if (h->pid <= 0) return -1;
     kill(h->pid, sig);
     int st = -1;
-    long long deadline = now_ms() + 20000;
+    long long deadline = sl_mono_ms() + 20000;
     while (waitpid(h->pid, &st, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
+        if (sl_mono_ms() > deadline) {
             kill(h->pid, SIGKILL);
             waitpid(h->pid, &st, 0);
             break;

@@ -119,18 +119,9 @@ uint64_t rl_range(rl_rng_t *r, uint64_t lo, uint64_t hi)
     return lo + rl_next(r) % (hi - lo + 1);
 }
 
-int64_t rl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 double rl_now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)sl_mono_ns() / 1e9;
 }
 
 /* ---- libsluice handles ----------------------------------------------------------- */
@@ -306,8 +297,8 @@ int rl_read(const harness_t *h, rl_part_t *parts, size_t n, rl_msg_fn fn, void *
     sluice_tp_list_destroy(l);
     size_t done = 0;
     int printed = 0;
-    int64_t deadline = rl_now_ms() + timeout_ms;
-    while (done < n && rl_now_ms() < deadline) {
+    int64_t deadline = sl_mono_ms() + timeout_ms;
+    while (done < n && sl_mono_ms() < deadline) {
         sluice_message_t *m = sluice_consumer_poll(c, 100);
         if (!m) continue;
         size_t i = find_part(parts, n, m->topic ? m->topic : "", m->partition);
@@ -535,10 +526,10 @@ int rl_run(char *const argv[], char **out, int timeout_ms)
     close(pfd[1]);
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
-    int64_t deadline = rl_now_ms() + timeout_ms;
+    int64_t deadline = sl_mono_ms() + timeout_ms;
     int killed = 0;
     for (;;) {
-        int64_t left = deadline - rl_now_ms();
+        int64_t left = deadline - sl_mono_ms();
         if (left <= 0) {
             kill(pid, SIGKILL);
             killed = 1;

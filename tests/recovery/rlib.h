@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "harness.h"
 #include "sluice/sluice.h"
 
@@ -51,7 +52,7 @@ uint64_t rl_next(rl_rng_t *r);
 /* Uniform in [lo, hi] (hi ≥ lo). */
 uint64_t rl_range(rl_rng_t *r, uint64_t lo, uint64_t hi);
 
-int64_t rl_now_ms(void);
+/* Monotonic seconds (sl_mono_ms() of clock.h for milliseconds). */
 double rl_now_s(void);
 
 /* ---- libsluice handles ------------------------------------------------------ */

@@ -174,10 +174,10 @@ static void *prod_main(void *arg)
                         NULL};
     sluice_producer_t *p = rl_producer(&h, kv, dr_cb, pr);
     char buf[512], key[32];
-    int64_t t0 = rl_now_ms();
+    int64_t t0 = sl_mono_ms();
     while (!atomic_load(&stop_flag)) {
         /* At most RATE messages a second, so 200 cycles stay a few GiB. */
-        int64_t allowed = (rl_now_ms() - t0 + 1) * RATE / 1000;
+        int64_t allowed = (sl_mono_ms() - t0 + 1) * RATE / 1000;
         if (pr->produced >= pr->max_msgs || (int64_t)pr->produced >= allowed) {
             sluice_producer_poll(p, 1);
             continue;

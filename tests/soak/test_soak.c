@@ -77,6 +77,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "clock.h"
 #include "harness.h"
 #include "sclient.h"
 #include "sluice/sluice.h"
@@ -107,13 +108,6 @@ static int64_t t0_ns;
 static atomic_int final_known; /* producers done: final_seq is valid */
 static int64_t final_seq[NPART];
 static atomic_int stop_all;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void sleep_ms(int ms)
 {
@@ -269,7 +263,7 @@ static void *prod_main(void *arg)
     for (int64_t i = 0; i < total && !atomic_load(&stop_all); i++) {
         int64_t due = t0_ns + (int64_t)((double)i * gap_ns);
         int64_t wait;
-        while ((wait = due - now_ns()) > 1000000) {
+        while ((wait = due - sl_mono_ns()) > 1000000) {
             /* Serves delivery reports while it waits (returns early when
              * it served some). */
             if (sluice_producer_poll(pr->p, (int)(wait / 1000000)) == 0) break;
@@ -415,7 +409,7 @@ static void on_message(cons_t *c, sluice_message_t *m)
     c->reset_pending[part] = 0;
     if (hd.seq >= want) c->next_seq[part] = hd.seq + 1;
     atomic_fetch_add(&c->delivered, 1);
-    if (c->live) win_add(part, (double)(now_ns() - hd.intended_ns) / 1e6);
+    if (c->live) win_add(part, (double)(sl_mono_ns() - hd.intended_ns) / 1e6);
 }
 
 static void *cons_main(void *arg)
@@ -423,9 +417,9 @@ static void *cons_main(void *arg)
     cons_t *c = arg;
     int stalled = 0;
     int64_t hard_end = t0_ns + ((int64_t)P.duration_s + 120) * 1000000000;
-    while (!atomic_load(&stop_all) && now_ns() < hard_end) {
+    while (!atomic_load(&stop_all) && sl_mono_ns() < hard_end) {
         if (c->laggard && !atomic_load(&final_known)) {
-            int64_t in = (now_ns() - t0_ns) / 1000000 % (LAG_ACTIVE + LAG_STALL);
+            int64_t in = (sl_mono_ns() - t0_ns) / 1000000 % (LAG_ACTIVE + LAG_STALL);
             int st = in >= LAG_ACTIVE;
             if (st && !stalled) c->stalls++;
             stalled = st;
@@ -659,7 +653,7 @@ int main(int argc, char **argv)
         CHECK_FATAL(sc_connect(&c->sc, h.port) == 0);
     }
 
-    t0_ns = now_ns() + 200000000; /* the schedule starts in 200 ms */
+    t0_ns = sl_mono_ns() + 200000000; /* the schedule starts in 200 ms */
     for (int i = 0; i < NCONS; i++)
         CHECK_FATAL(pthread_create(&conss[i].t, NULL, cons_main, &conss[i]) == 0);
     for (int i = 0; i < NPROD; i++)
@@ -675,7 +669,7 @@ int main(int argc, char **argv)
     long long prod_last = 0, cons_last = 0;
     for (int k = 0; k < nsamples; k++) {
         int64_t at = t0_ns + (int64_t)(k + 1) * SAMPLE_MS * 1000000;
-        while (now_ns() < at) sleep_ms((int)((at - now_ns()) / 1000000) + 1);
+        while (sl_mono_ns() < at) sleep_ms((int)((at - sl_mono_ns()) / 1000000) + 1);
         sample_t *x = &s[k];
         x->t_s = (k + 1) * SAMPLE_MS / 1000;
         x->rss = rss_mib();
@@ -705,10 +699,10 @@ int main(int argc, char **argv)
         for (int p = 0; p < NPART; p++)
             if (prods[i].count[p]) final_seq[p] = prods[i].count[p];
     for (int i = 0; i < NPROD; i++) produced += atomic_load(&prods[i].produced);
-    int64_t t_prod_done = now_ns();
+    int64_t t_prod_done = sl_mono_ns();
     atomic_store(&final_known, 1);
     for (int i = 0; i < NCONS; i++) pthread_join(conss[i].t, NULL);
-    double drain_s = (double)(now_ns() - t_prod_done) / 1e9;
+    double drain_s = (double)(sl_mono_ns() - t_prod_done) / 1e9;
 
     /* ---- rules ---- */
     long long errors = 0;

@@ -21,6 +21,36 @@ static void test_docs(void)
     free(doc);
 }
 
+/* Topic defaults (log.segment.bytes, ...) are storage/logconf.c's keys under
+ * a broker name: every topic key has one, with the same bounds and default. */
+static void test_topic_defaults(void)
+{
+    size_t n, nt;
+    const conf_def_t *t = broker_conf_table(&n);
+    const sl_log_conf_def_t *lt = sl_log_conf_table(&nt);
+    broker_conf_t c;
+    broker_conf_defaults(&c);
+    for (size_t k = 0; k < nt; k++) {
+        size_t off = offsetof(broker_conf_t, topic) + lt[k].offset;
+        const conf_def_t *d = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (t[i].type == CONF_INT && t[i].offset == off) d = &t[i];
+        CHECK_MSG(d != NULL, "topic key %s has no broker default", lt[k].name);
+        if (!d) continue;
+        char def[32];
+        snprintf(def, sizeof def, "%lld", (long long)lt[k].def);
+        CHECK_MSG(strcmp(d->def, def) == 0, "%s: default %s, %s says %s", d->name, d->def,
+                  lt[k].name, def);
+        CHECK_MSG(d->min == lt[k].min && d->max == lt[k].max, "%s: bounds differ from %s", d->name,
+                  lt[k].name);
+        CHECK_EQ_INT(sl_log_conf_value(&c.topic, &lt[k]), lt[k].def);
+    }
+    sl_err_t err;
+    CHECK_EQ_INT(broker_conf_set(&c, "log.segment.bytes", "4095", &err), SL_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.msg, "log.segment.bytes") && strstr(err.msg, "4096..2147483647"), "%s",
+              err.msg);
+}
+
 static void test_set(void)
 {
     broker_conf_t c;
@@ -40,6 +70,9 @@ static void test_set(void)
     CHECK_MSG(strstr(err.msg, "did you mean \"log.segment.bytes\"") != NULL, "%s", err.msg);
     CHECK_EQ_INT(broker_conf_set(&c, "num.reactors", "abc", &err), SL_ERR_INVALID_CONFIG);
     CHECK_MSG(strstr(err.msg, "num.reactors") && strstr(err.msg, "abc"), "%s", err.msg);
+    CHECK_EQ_INT(broker_conf_set(&c, "num.reactors", "64", &err), SL_OK);
+    CHECK_EQ_INT(broker_conf_set(&c, "num.reactors", "65", &err), SL_ERR_INVALID_CONFIG);
+    CHECK_MSG(strstr(err.msg, "num.reactors") && strstr(err.msg, "0..64"), "%s", err.msg);
     CHECK_EQ_INT(broker_conf_set(&c, "num.reactors", "999", &err), SL_ERR_INVALID_CONFIG);
     CHECK_EQ_INT(broker_conf_set(&c, "reactor.mode", "sideways", &err), SL_ERR_INVALID_CONFIG);
     CHECK_MSG(strstr(err.msg, "level|edge") != NULL, "%s", err.msg);
@@ -143,6 +176,7 @@ static void test_unrepresentable(void)
 int main(void)
 {
     test_docs();
+    test_topic_defaults();
     test_unrepresentable();
     test_set();
     test_file_and_args();

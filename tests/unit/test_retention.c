@@ -17,6 +17,7 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "clock.h"
 #include "store.h"
 
 #define DAY_MS    (24LL * 3600 * 1000)
@@ -24,13 +25,6 @@
 #define VSIZE     900 /* one record of this value size: about 970 bytes a batch */
 
 /* ---- helpers ------------------------------------------------------------------- */
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static store_t *open_store(const char *dir)
 {
@@ -184,7 +178,7 @@ static void test_retention_bytes(void)
     create_topic(s, "t", 1, "retention.bytes", rb, "segment.ms", "9223372036854775807",
                  "retention.ms", "-1", NULL);
     partition_t *p = get_part(s, "t", 0);
-    int64_t now = wall_ms();
+    int64_t now = sl_wall_ms();
     const int nb = 10 * k + 1; /* ten full segments and one batch in the 11th */
     for (int i = 0; i < nb; i++) CHECK_EQ_INT(append_at(p, 1000 + i, now, (uint32_t)i), i);
     CHECK_EQ_INT(segments(p), 11);
@@ -292,7 +286,7 @@ static void test_retention_time(void)
     const int k = per_segment();
     create_topic(s, "t", 1, "retention.ms", "86400000", "segment.ms", "9223372036854775807", NULL);
     partition_t *p = get_part(s, "t", 0);
-    int64_t now = wall_ms();
+    int64_t now = sl_wall_ms();
     /* Record timestamps a month ago, one second apart. */
     const int64_t ts0 = now - 30 * DAY_MS;
     const int nb = 6 * k + 2;
@@ -374,7 +368,7 @@ static void test_retention_time_after_reopen(void)
     const int k = per_segment();
     create_topic(s, "t", 1, "retention.ms", "86400000", "segment.ms", "9223372036854775807", NULL);
     partition_t *p = get_part(s, "t", 0);
-    int64_t now = wall_ms();
+    int64_t now = sl_wall_ms();
     /* Two old segments, then recent data. */
     for (int i = 0; i < 2 * k; i++) append_at(p, now - 10 * DAY_MS + i, now, (uint32_t)i);
     for (int i = 2 * k; i < 4 * k + 1; i++) append_at(p, now - 1000 + i, now, (uint32_t)i);
@@ -414,7 +408,7 @@ static void test_retention_many_segments(void)
     const int k = per_segment();
     create_topic(s, "t", 1, "segment.ms", "9223372036854775807", NULL);
     partition_t *p = get_part(s, "t", 0);
-    int64_t now = wall_ms();
+    int64_t now = sl_wall_ms();
     const int nsealed = 70;
     for (int i = 0; i < nsealed * k + 1; i++) append_at(p, 1000 + i, now, (uint32_t)i);
     CHECK_EQ_INT(segments(p), nsealed + 1);
@@ -451,7 +445,7 @@ static void test_segment_ms_roll(void)
     create_topic(s, "t", 1, "segment.ms", "1000", NULL);
     partition_t *p = get_part(s, "t", 0);
     /* The active segment was created no later than t1. */
-    int64_t t1 = wall_ms();
+    int64_t t1 = sl_wall_ms();
     sl_err_t err;
 
     /* An empty active segment never rolls, however old. */
@@ -517,7 +511,7 @@ static void test_housekeep(void)
     char *dir = check_tmpdir("ret-hk");
     store_t *s = open_store(dir);
     const int k = per_segment();
-    int64_t now = wall_ms();
+    int64_t now = sl_wall_ms();
     create_topic(s, "hk", 3, "retention.ms", "86400000", "segment.ms", "9223372036854775807", NULL);
     /* Partition 0: three old segments and a recent active one. Partition 1:
      * one old segment only (the active one). Partition 2: never written. */
@@ -565,7 +559,7 @@ static void test_housekeep(void)
     /* Rolled counts segment.ms rolls; a roll and the deletion it enables
      * happen in one pass. */
     create_topic(s, "roll", 2, "segment.ms", "1000", "retention.ms", "60000", NULL);
-    int64_t t = wall_ms();
+    int64_t t = sl_wall_ms();
     partition_t *a = get_part(s, "roll", 0);
     partition_t *b = get_part(s, "roll", 1);
     append_at(a, t - DAY_MS, t, 1); /* old records */
@@ -603,13 +597,13 @@ static void test_housekeep(void)
 
 int main(void)
 {
-    int64_t t0 = wall_ms();
+    int64_t t0 = sl_wall_ms();
     test_retention_bytes();
     test_retention_time();
     test_retention_time_after_reopen();
     test_retention_many_segments();
     test_segment_ms_roll();
     test_housekeep();
-    printf("test_retention: %" PRId64 " ms\n", wall_ms() - t0);
+    printf("test_retention: %" PRId64 " ms\n", sl_wall_ms() - t0);
     return check_exit();
 }

@@ -18,6 +18,7 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "clock.h"
 #include "store.h"
 
 #define NTOPICS 20
@@ -41,13 +42,6 @@
 #ifndef UNDER_ASAN
 #define UNDER_ASAN 0
 #endif
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t cpu_ms(void)
 {
@@ -156,7 +150,7 @@ static int verify(partition_t *p, int t, int id)
 
 int main(void)
 {
-    int64_t t_start = mono_ms();
+    int64_t t_start = sl_mono_ms();
     char *dir = check_tmpdir("scale");
     store_opts_t o = {.dir = dir, .max_open_segments = MAX_OPEN};
     store_t *s = NULL;
@@ -210,12 +204,12 @@ int main(void)
     CHECK_EQ_INT(append_fail, 0);
     CHECK_EQ_INT(store_open_partitions(s), nopen);
     long long rss_after = rss_bytes();
-    int64_t t_appended = mono_ms();
+    int64_t t_appended = sl_mono_ms();
 
     /* Idle: every partition holds unflushed data (default flush policy). */
-    int64_t c0 = cpu_ms(), w0 = mono_ms();
+    int64_t c0 = cpu_ms(), w0 = sl_mono_ms();
     usleep(1000 * 1000);
-    int64_t idle_cpu = cpu_ms() - c0, idle_wall = mono_ms() - w0;
+    int64_t idle_cpu = cpu_ms() - c0, idle_wall = sl_mono_ms() - w0;
 
     /* Phase 2: read every partition back. */
     int read_fail = 0;
@@ -236,9 +230,9 @@ int main(void)
     }
     CHECK_MSG(read_fail == 0, "%d partitions did not read back", read_fail);
     check_fds(s, "after reading", nopen);
-    int64_t t_read = mono_ms();
+    int64_t t_read = sl_mono_ms();
     store_close(s);
-    int64_t t_closed = mono_ms();
+    int64_t t_closed = sl_mono_ms();
     int fds_closed = fd_count();
     CHECK_MSG(fds_closed <= fds_before, "fds after close: %d, before: %d", fds_closed, fds_before);
 
@@ -292,7 +286,7 @@ int main(void)
     printf("times: open+append %" PRId64 " ms, read %" PRId64 " ms, close %" PRId64
            " ms, total %" PRId64 " ms\n",
            t_appended - t_start, t_read - t_appended - idle_wall, t_closed - t_read,
-           mono_ms() - t_start);
+           sl_mono_ms() - t_start);
     check_rmtree(dir);
     free(dir);
     return check_exit();

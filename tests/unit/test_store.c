@@ -21,6 +21,7 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "clock.h"
 #include "io.h"
 #include "store.h"
 
@@ -149,13 +150,6 @@ static char *read_text(const char *path)
     buf[n] = 0;
     fclose(f);
     return buf;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- topic names ------------------------------------------------------------ */
@@ -1048,9 +1042,7 @@ static void async_done(void *arg, int code, int64_t durable)
 /* Waits up to 10 s for the callback; returns the number of calls seen. */
 static int async_wait(async_rec_t *a)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 10;
+    struct timespec ts = sl_abstime(CLOCK_REALTIME, 10000);
     pthread_mutex_lock(&a->mu);
     while (a->calls == 0)
         if (pthread_cond_timedwait(&a->cv, &a->mu, &ts) == ETIMEDOUT) break;
@@ -1145,14 +1137,14 @@ static void test_flush_policy(void)
     partition_t *p = get_part(s, "bymsgs", 0);
     partition_append_info_t info;
     size_t len;
-    uint8_t *b = bg_simple(3, 10, wall_ms(), 1, &len);
-    CHECK_EQ_INT(partition_append(p, b, len, wall_ms(), &info, &err), SL_OK);
+    uint8_t *b = bg_simple(3, 10, sl_wall_ms(), 1, &len);
+    CHECK_EQ_INT(partition_append(p, b, len, sl_wall_ms(), &info, &err), SL_OK);
     free(b);
     CHECK_EQ_INT(info.flush_due, 0);
     usleep(100 * 1000);
     CHECK_EQ_INT(partition_durable(p), 0); /* 3 < flush.messages */
-    b = bg_simple(2, 10, wall_ms(), 2, &len);
-    CHECK_EQ_INT(partition_append(p, b, len, wall_ms(), &info, &err), SL_OK);
+    b = bg_simple(2, 10, sl_wall_ms(), 2, &len);
+    CHECK_EQ_INT(partition_append(p, b, len, sl_wall_ms(), &info, &err), SL_OK);
     free(b);
     CHECK_EQ_INT(info.flush_due, 1);
     CHECK_MSG(durable_within(p, 5), "flush.messages=5: durable %" PRId64 " after 5 s",
@@ -1160,16 +1152,16 @@ static void test_flush_policy(void)
     partition_unref(p);
 
     p = get_part(s, "byms", 0);
-    b = bg_simple(1, 10, wall_ms(), 3, &len);
-    CHECK_EQ_INT(partition_append(p, b, len, wall_ms(), &info, &err), SL_OK);
+    b = bg_simple(1, 10, sl_wall_ms(), 3, &len);
+    CHECK_EQ_INT(partition_append(p, b, len, sl_wall_ms(), &info, &err), SL_OK);
     free(b);
     CHECK_MSG(durable_within(p, 1), "flush.ms=50: durable %" PRId64 " after 5 s",
               partition_durable(p));
     partition_unref(p);
 
     p = get_part(s, "never", 0);
-    b = bg_simple(1, 10, wall_ms(), 4, &len);
-    CHECK_EQ_INT(partition_append(p, b, len, wall_ms(), &info, &err), SL_OK);
+    b = bg_simple(1, 10, sl_wall_ms(), 4, &len);
+    CHECK_EQ_INT(partition_append(p, b, len, sl_wall_ms(), &info, &err), SL_OK);
     free(b);
     usleep(100 * 1000);
     CHECK_EQ_INT(partition_durable(p), 0); /* defaults: left to acks=all and the OS */
@@ -1288,7 +1280,7 @@ static void test_data_round_trip_many_partitions(void)
 
 int main(void)
 {
-    int64_t t0 = wall_ms();
+    int64_t t0 = sl_wall_ms();
     test_topic_names();
     test_partition_counts();
     test_config_validation();
@@ -1307,6 +1299,6 @@ int main(void)
     test_group_commit();
     test_flush_policy();
     test_data_round_trip_many_partitions();
-    printf("test_store: %" PRId64 " ms\n", wall_ms() - t0);
+    printf("test_store: %" PRId64 " ms\n", sl_wall_ms() - t0);
     return check_exit();
 }
