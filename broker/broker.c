@@ -199,12 +199,7 @@ static void *housekeeping(void *arg)
     broker_t *b = arg;
     pthread_mutex_lock(&b->hk_mu);
     while (!b->hk_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ms = b->conf.retention_check_interval_ms;
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (ms % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        struct timespec ts = sl_abstime(CLOCK_REALTIME, b->conf.retention_check_interval_ms);
         pthread_cond_timedwait(&b->hk_cv, &b->hk_mu, &ts);
         if (b->hk_stop) break;
         pthread_mutex_unlock(&b->hk_mu);
@@ -305,7 +300,7 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
     b->conf = *conf;
     b->metrics_fd = -1;
     for (int i = 0; i < PROTOCOLS; i++)
-        for (int k = 0; k < MAX_WORKERS; k++) b->listeners[i].fds[k] = -1;
+        for (int k = 0; k < BROKER_MAX_REACTORS; k++) b->listeners[i].fds[k] = -1;
     pthread_mutex_init(&b->hk_mu, NULL);
     pthread_cond_init(&b->hk_cv, NULL);
     raise_fd_limit();
@@ -314,11 +309,12 @@ int broker_start(broker_t *b, const broker_conf_t *conf, sl_err_t *err)
     if (n == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         n = cores > 0 ? (int)cores : 1;
-        if (n > MAX_WORKERS) n = MAX_WORKERS; /* a chosen default, not a user's value */
+        if (n > BROKER_MAX_REACTORS)
+            n = BROKER_MAX_REACTORS; /* a chosen default, not a user's value */
     }
-    if (n > MAX_WORKERS) /* conf.c bounds it; a struct filled elsewhere may not */
+    if (n > BROKER_MAX_REACTORS) /* conf.c bounds it; a struct filled elsewhere may not */
         return sl_err_set(err, SL_ERR_INVALID_CONFIG, "num.reactors %d: at most %d", n,
-                          MAX_WORKERS);
+                          BROKER_MAX_REACTORS);
     b->nworkers = n;
     int rc = probe_listeners(b, err);
     if (rc != SL_OK) return rc;
@@ -468,15 +464,10 @@ void broker_stop(broker_t *b)
         reactor_post_task(b->workers[i].r, &b->workers[i].drain_task);
     }
     /* Bounded: a worker that cannot drain in time is stopped anyway. */
-    uint64_t deadline = reactor_clock_ms() + DRAIN_MS;
+    int64_t deadline = sl_mono_ms() + DRAIN_MS;
     for (int i = 0; i < b->nworkers; i++) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t now = reactor_clock_ms();
-        uint64_t left = deadline > now ? deadline - now : 0;
-        ts.tv_sec += (time_t)(left / 1000);
-        ts.tv_nsec += (long)(left % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        int64_t left = deadline - sl_mono_ms();
+        struct timespec ts = sl_abstime(CLOCK_REALTIME, left > 0 ? left : 0);
         if (pthread_timedjoin_np(b->workers[i].thread, NULL, &ts) != 0) {
             reactor_stop(b->workers[i].r);
             pthread_join(b->workers[i].thread, NULL);

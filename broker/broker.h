@@ -28,9 +28,6 @@
 
 typedef struct broker broker_t;
 
-/* Workers (reactors) at most: a partition's watcher word has a bit each
- * (num.reactors' bound in conf.c). */
-#define MAX_WORKERS 64
 typedef struct conn conn_t;
 struct grp_coord;
 struct offsets;
@@ -45,8 +42,8 @@ typedef struct worker_listener {
 /* One listener: a protocol's host:port, one SO_REUSEPORT socket per worker. */
 typedef struct listener {
     char host[256];
-    int port;             /* the bound port (resolved when 0 was asked) */
-    int fds[MAX_WORKERS]; /* -1: none */
+    int port;                     /* the bound port (resolved when 0 was asked) */
+    int fds[BROKER_MAX_REACTORS]; /* -1: none */
 } listener_t;
 
 typedef struct worker {

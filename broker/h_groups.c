@@ -236,7 +236,7 @@ static void h_join(conn_t *c, const sl_request_t *req)
                          .mode = GRP_MODE_BROKER,
                          .protocols = &proto,
                          .nprotocols = 1};
-    grp_join(b->groups, &jr, (int64_t)sl_mono_ms(), join_done, gw);
+    grp_join(b->groups, &jr, sl_mono_ms(), join_done, gw);
     free(sub);
 }
 
@@ -247,15 +247,15 @@ static void h_sync(conn_t *c, const sl_request_t *req)
     gwait_t *gw = gwait_new(c, req);
     if (gw)
         grp_sync(c->w->b->groups, m->group_id, m->generation_id, m->member_id, NULL, 0,
-                 (int64_t)sl_mono_ms(), sync_done, gw);
+                 sl_mono_ms(), sync_done, gw);
 }
 
 static void h_heartbeat(conn_t *c, const sl_request_t *req)
 {
     DISPATCH_DECODE(Sluice__HeartbeatRequest, m, sluice__heartbeat_request__descriptor);
     if (!valid_group(c, req, m->group_id)) return;
-    int rc = grp_heartbeat(c->w->b->groups, m->group_id, m->generation_id, m->member_id,
-                           (int64_t)sl_mono_ms());
+    int rc =
+        grp_heartbeat(c->w->b->groups, m->group_id, m->generation_id, m->member_id, sl_mono_ms());
     Sluice__HeartbeatResponse r = SLUICE__HEARTBEAT_RESPONSE__INIT;
     dispatch_reply(c, req, rc,
                    rc == SL_ERR_REBALANCE_IN_PROGRESS ? "the group is rebalancing: rejoin"
@@ -268,7 +268,7 @@ static void h_leave(conn_t *c, const sl_request_t *req)
 {
     DISPATCH_DECODE(Sluice__LeaveGroupRequest, m, sluice__leave_group_request__descriptor);
     if (!valid_group(c, req, m->group_id)) return;
-    int rc = grp_leave(c->w->b->groups, m->group_id, m->member_id, (int64_t)sl_mono_ms());
+    int rc = grp_leave(c->w->b->groups, m->group_id, m->member_id, sl_mono_ms());
     Sluice__LeaveGroupResponse r = SLUICE__LEAVE_GROUP_RESPONSE__INIT;
     dispatch_reply(c, req, rc, rc ? sl_code_name(rc) : NULL, rc ? NULL : &r.base);
 }
@@ -307,8 +307,7 @@ static void h_commit(conn_t *c, const sl_request_t *req)
                        NULL);
         return;
     }
-    int rc = grp_commit_check(b->groups, m->group_id, m->generation_id, m->member_id,
-                              (int64_t)sl_mono_ms());
+    int rc = grp_commit_check(b->groups, m->group_id, m->generation_id, m->member_id, sl_mono_ms());
     if (rc != SL_OK) {
         dispatch_reply(c, req, rc,
                        rc == SL_ERR_REBALANCE_IN_PROGRESS ? "the group is rebalancing: rejoin"
@@ -637,7 +636,7 @@ int groups_start(broker_t *b, char *errbuf, size_t errlen)
 static void tick(void *arg)
 {
     broker_t *b = arg;
-    grp_tick(b->groups, (int64_t)sl_mono_ms());
+    grp_tick(b->groups, sl_mono_ms());
     reactor_timer_start(b->workers[0].r, &b->groups_timer, 100);
 }
 

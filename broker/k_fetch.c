@@ -17,6 +17,7 @@
  * FETCH_SESSION_ID_NOT_FOUND, after which clients fall back to full fetches.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,8 +115,11 @@ void k_fetch(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
     kf_fetch_req_t *m = &r->u.fetch;
     int64_t nparts = 0;
     for (int32_t i = 0; i < m->ntopics; i++) nparts += m->topics[i].nparts;
-    if (nparts > FETCH_MAX_PARTITIONS) {
-        conn_close(c, "fetch names more than 100000 partitions");
+    if (nparts > BROKER_FETCH_MAX_PARTITIONS) {
+        char why[80];
+        snprintf(why, sizeof why, "fetch names more than %d partitions",
+                 BROKER_FETCH_MAX_PARTITIONS);
+        conn_close(c, why);
         return;
     }
     kfetch_t *f = calloc(1, sizeof *f);

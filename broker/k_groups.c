@@ -199,7 +199,7 @@ void k_join_group(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
                          .mode = GRP_MODE_CLIENT,
                          .protocols = protos,
                          .nprotocols = (size_t)m->nprotocols};
-    grp_join(c->w->b->groups, &jr, (int64_t)sl_mono_ms(), join_done, g);
+    grp_join(c->w->b->groups, &jr, sl_mono_ms(), join_done, g);
     free(protos);
 }
 
@@ -251,7 +251,7 @@ void k_sync_group(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
                                           .bytes = m->assignments[i].assignment,
                                           .len = (size_t)m->assignments[i].assignment_len};
     grp_sync(c->w->b->groups, m->group_id, m->generation_id, m->member_id, as,
-             (size_t)m->nassignments, (int64_t)sl_mono_ms(), sync_done, g);
+             (size_t)m->nassignments, sl_mono_ms(), sync_done, g);
     free(as);
 }
 
@@ -259,10 +259,9 @@ void k_heartbeat(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
 {
     (void)t0_us;
     kf_heartbeat_req_t *m = &r->u.heartbeat;
-    int rc = valid_group(m->group_id)
-                 ? grp_heartbeat(c->w->b->groups, m->group_id, m->generation_id, m->member_id,
-                                 (int64_t)sl_mono_ms())
-                 : SL_ERR_INVALID_GROUP_ID;
+    int rc = valid_group(m->group_id) ? grp_heartbeat(c->w->b->groups, m->group_id,
+                                                      m->generation_id, m->member_id, sl_mono_ms())
+                                      : SL_ERR_INVALID_GROUP_ID;
     kf_writer_t w;
     kw_init(&w, r->h.correlation_id);
     if (r->h.api_version >= 1) kw_i32(&w, 0);
@@ -275,7 +274,7 @@ void k_leave_group(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
     (void)t0_us;
     kf_leave_group_req_t *m = &r->u.leave_group;
     int rc = valid_group(m->group_id)
-                 ? grp_leave(c->w->b->groups, m->group_id, m->member_id, (int64_t)sl_mono_ms())
+                 ? grp_leave(c->w->b->groups, m->group_id, m->member_id, sl_mono_ms())
                  : SL_ERR_INVALID_GROUP_ID;
     /* librdkafka 2.0.2 reads LeaveGroup v1's error where throttle_time_ms
      * is (kafka-protocol.md §3.9): throttle 0 reads as "no error". */
@@ -335,7 +334,7 @@ void k_offset_commit(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
                    : n > OFFSETS_MAX_ENTRIES
                        ? SL_ERR_INVALID_REQUEST
                        : grp_commit_check(b->groups, m->group_id, m->generation_id, m->member_id,
-                                          (int64_t)sl_mono_ms());
+                                          sl_mono_ms());
     /* The response is written now with a placeholder per partition; the
      * codes are filled in once the commit is durable (or failed). */
     kw_init(&g->w, r->h.correlation_id);

@@ -42,7 +42,7 @@ struct reactor {
 
 uint64_t reactor_clock_ms(void)
 {
-    return sl_mono_ms();
+    return (uint64_t)sl_mono_ms();
 }
 
 static int q_push(taskq_t *q, reactor_task_fn fn, void *arg)

@@ -35,10 +35,6 @@
 #include "conn.h"
 #include "watch.h"
 
-/* Partitions one fetch request may name; more close the connection (the
- * request cannot be answered in bounded memory). */
-#define FETCH_MAX_PARTITIONS 100000
-
 typedef struct fetch_req fetch_req_t;
 
 typedef struct fetch_part {

@@ -28,6 +28,7 @@
 
 #include "batch.h"
 #include "io.h"
+#include "clock.h"
 #include "partition_int.h"
 
 int part_index_batch(partition_t *p, seg_t *s, int64_t base_off, int64_t last_off, uint64_t pos,
@@ -81,13 +82,6 @@ int part_persist_index(partition_t *p, seg_t *s, int full, sl_err_t *err)
     return SL_OK;
 }
 
-static int64_t now_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int partition_open(const partition_opts_t *o, partition_t **out, partition_recovery_t *rec,
                    sl_err_t *err)
 {
@@ -117,7 +111,7 @@ int partition_open(const partition_opts_t *o, partition_t **out, partition_recov
     /* segment.ms counts from a segment's first append; for one found on disk
      * with data, from now (its first append's time is not recorded). */
     seg_t *act = p->segs[p->nsegs - 1];
-    if (act->size > 0) act->created_ms = o->now_ms ? o->now_ms : now_wall_ms();
+    if (act->size > 0) act->created_ms = o->now_ms ? o->now_ms : sl_wall_ms();
     *out = p;
     return SL_OK;
 fail:
@@ -736,7 +730,7 @@ int partition_flush(partition_t *p, sl_err_t *err)
         pthread_mutex_lock(&p->mu);
         if (target > atomic_load(&p->durable)) atomic_store(&p->durable, target);
         /* Data appended during the sync is now the oldest unflushed. */
-        p->first_unflushed_ms = atomic_load(&p->leo) > target ? now_wall_ms() : 0;
+        p->first_unflushed_ms = atomic_load(&p->leo) > target ? sl_wall_ms() : 0;
         pthread_mutex_unlock(&p->mu);
         part_ckpt_write(p, target, ck_base, ck_pos, ck_ts);
     } else {
