@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "compress.h" /* sl_lz4_*: the tests reach them through here */
 #include "sluice/sluice.h"
 
 /* ---- configuration (conf.c) ------------------------------------------------ */
@@ -115,16 +116,6 @@ int sl_pbatch_finalize(sl_pbatch_t *b, int compression);
  * (NUL-terminated); returns 0 or -1 if the record does not parse. */
 int sl_pbatch_msg(const sl_pbatch_t *b, int32_t i, sluice_message_t *m, sluice_header_t *hdrs,
                   size_t max_hdrs, char *keybuf, size_t keybuf_size);
-
-/* ---- lz4 (lz4.c) -------------------------------------------------------------- */
-
-/* Kafka's LZ4 frame (64 KiB independent blocks, no checksums): compresses
- * src into a malloc'd *out. Returns the size, or 0 on failure. */
-size_t sl_lz4_compress(const void *src, size_t len, uint8_t **out);
-
-/* Decompresses a whole frame into a malloc'd *out (at most max bytes).
- * Returns the size or -1. */
-long sl_lz4_decompress(const void *src, size_t len, size_t max, uint8_t **out);
 
 /* ---- the broker connection (net.c) -------------------------------------------
  * Owned and used only by the producer's I/O thread. Requests are written in
