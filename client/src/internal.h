@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch_build.h"
 #include "codec.h"
 #include "compress.h" /* sl_lz4_*: the tests reach them through here */
 #include "sluice/sluice.h"
@@ -57,7 +58,7 @@ enum { SL_FETCH_PULL, SL_FETCH_PUSH };
 void sl_client_log(const sluice_conf_t *conf, int level, const char *fac, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* ---- record batch builder (accum.c) ------------------------------------------ */
+/* ---- the producer's batches (accum.c) ----------------------------------------- */
 
 /* What a delivery report needs per message: the application's opaque and
  * where the record starts in the batch's (uncompressed) buffer; key, value,
@@ -70,13 +71,24 @@ typedef struct sl_msginfo {
 
 typedef struct sl_pbatch sl_pbatch_t;
 struct sl_pbatch {
+    /* The records, encoded by proto/'s builder at sluice_produce() time
+     * (the only copy of a message's bytes; DRs point into bld.buf). The
+     * anonymous struct repeats the builder's leading fields so the
+     * producer and its tests keep reading b->buf, b->len, b->cap and
+     * b->count; C11 6.5.2.3 lets a union's members share a common initial
+     * sequence, and the asserts in accum.c keep the two in step. Only the
+     * builder writes them. */
+    union {
+        sl_batch_builder_t bld;
+        struct {
+            uint8_t *buf; /* 61-byte header + records, uncompressed */
+            size_t len, cap;
+            int32_t count;
+        };
+    };
     sl_pbatch_t *next;
-    uint8_t *buf; /* 61-byte header + records, uncompressed; DRs point here */
-    size_t len, cap;
     uint8_t *wire; /* what is sent: buf itself, or an lz4-compressed copy */
     size_t wire_len;
-    int32_t count;
-    int64_t base_ts, max_ts;
     sl_msginfo_t *msgs;
     int32_t msgs_cap;
     int64_t created_ms;  /* monotonic: linger starts here */
@@ -108,7 +120,7 @@ int sl_pbatch_append(sl_pbatch_t *b, int64_t ts, const void *key, size_t key_len
 
 /* Writes the header fields and CRC (attributes = none) into buf, and with
  * compression lz4 builds the compressed wire copy when it is smaller.
- * Idempotent. Returns 0, or -1 on ENOMEM. */
+ * Idempotent. Returns 0 (a failed compression sends the batch plain). */
 int sl_pbatch_finalize(sl_pbatch_t *b, int compression);
 
 /* Decodes message i of a finalized or open batch for a delivery report.
