@@ -42,16 +42,25 @@ static uint8_t *put_bytes(uint8_t *p, const void *data, size_t len)
     return p + len;
 }
 
-/* attributes, timestampDelta, offsetDelta, key, value, headers. */
+/* attributes, timestampDelta, offsetDelta, key, value, headers; or 0 when
+ * r is out of contract (lengths travel as i32 varints, header keys are
+ * strings). One pass both checks and sizes: this runs for every record the
+ * producer accepts. */
 static size_t record_body_size(int64_t ts_delta, int32_t offset_delta, const sl_batch_rec_t *r)
 {
+    if ((r->key && r->key_len > INT32_MAX) || (r->value && r->value_len > INT32_MAX) ||
+        r->header_count > INT32_MAX || (r->header_count && !r->headers))
+        return 0;
     size_t n = 1 + varint_size(ts_delta) + varint_size(offset_delta);
     n += bytes_size(r->key, r->key_len);
     n += bytes_size(r->value, r->value_len);
     n += varint_size((int64_t)r->header_count);
     for (size_t i = 0; i < r->header_count; i++) {
         const sl_rec_header_t *h = &r->headers[i];
-        n += bytes_size(h->key, strlen(h->key));
+        if (!h->key) return 0;
+        size_t kl = strlen(h->key);
+        if (kl > INT32_MAX || (h->value && h->value_len > INT32_MAX)) return 0;
+        n += bytes_size(h->key, kl);
         n += bytes_size(h->value, h->value_len);
     }
     return n;
@@ -60,12 +69,17 @@ static size_t record_body_size(int64_t ts_delta, int32_t offset_delta, const sl_
 size_t sl_batch_build_record_size(int64_t ts_delta, int32_t offset_delta, const sl_batch_rec_t *r)
 {
     size_t body = record_body_size(ts_delta, offset_delta, r);
-    return varint_size((int64_t)body) + body;
+    /* Out of contract: a size no batch can hold, small enough that a caller
+     * adding the batch header to it cannot wrap around. */
+    return body ? varint_size((int64_t)body) + body : (size_t)SL_BATCH_MAX_SIZE + 1;
 }
 
 int sl_batch_build_init(sl_batch_builder_t *b, size_t cap, int grow)
 {
     if (cap < SL_BATCH_HEADER_SIZE) cap = SL_BATCH_HEADER_SIZE;
+    /* len ≤ cap ≤ SL_BATCH_MAX_SIZE always, so an append that fits needs
+     * no other size check. */
+    if (cap > SL_BATCH_MAX_SIZE) cap = SL_BATCH_MAX_SIZE;
     *b = (sl_batch_builder_t){.cap = cap, .len = SL_BATCH_HEADER_SIZE, .grow = grow != 0};
     b->buf = malloc(cap);
     if (!b->buf) {
@@ -81,20 +95,6 @@ void sl_batch_build_free(sl_batch_builder_t *b)
     free(b->buf);
     b->buf = NULL;
     b->cap = 0;
-}
-
-/* Lengths travel as i32 varints; a longer field cannot be encoded. */
-static int rec_ok(const sl_batch_rec_t *r)
-{
-    if (r->key && r->key_len > INT32_MAX) return 0;
-    if (r->value && r->value_len > INT32_MAX) return 0;
-    if (r->header_count > INT32_MAX || (r->header_count && !r->headers)) return 0;
-    for (size_t i = 0; i < r->header_count; i++) {
-        const sl_rec_header_t *h = &r->headers[i];
-        if (!h->key || strlen(h->key) > INT32_MAX) return 0;
-        if (h->value && h->value_len > INT32_MAX) return 0;
-    }
-    return 1;
 }
 
 /* Makes room for need more bytes; returns SL_OK or an error, changing
@@ -115,16 +115,18 @@ static int reserve(sl_batch_builder_t *b, size_t need)
 
 int sl_batch_build_append(sl_batch_builder_t *b, const sl_batch_rec_t *r)
 {
-    if (!rec_ok(r)) return SL_ERR_INVALID_ARG;
     if (b->count == INT32_MAX) return SL_ERR_RECORD_LIST_TOO_LARGE;
     int64_t first = b->count ? b->first_ts : r->timestamp;
     /* Wraps instead of overflowing for absurd timestamp pairs, as the i64
      * field on the wire would. */
     int64_t delta = (int64_t)((uint64_t)r->timestamp - (uint64_t)first);
     size_t body = record_body_size(delta, b->count, r);
+    if (body == 0) return SL_ERR_INVALID_ARG;
     size_t total = varint_size((int64_t)body) + body;
-    int rc = reserve(b, total);
-    if (rc != SL_OK) return rc;
+    if (total > b->cap - b->len) {
+        int rc = reserve(b, total);
+        if (rc != SL_OK) return rc;
+    }
 
     uint8_t *p = b->buf + b->len;
     p += sl_varint_encode(p, (int32_t)body);

@@ -77,7 +77,8 @@ typedef struct sl_batch_builder {
     int grow;         /* 1: append grows buf; 0: append refuses what does not fit */
 } sl_batch_builder_t;
 
-/* Starts an empty batch in a malloc'd buffer of cap bytes (raised to 61).
+/* Starts an empty batch in a malloc'd buffer of cap bytes (raised to 61,
+ * lowered to SL_BATCH_MAX_SIZE).
  * grow = 0 fixes the capacity (the producer's batch.size budget); grow = 1
  * lets appends realloc up to SL_BATCH_MAX_SIZE. Returns SL_OK or
  * SL_ERR_NOMEM (then *b holds nothing to free). */
@@ -87,7 +88,9 @@ int sl_batch_build_init(sl_batch_builder_t *b, size_t cap, int grow);
 void sl_batch_build_free(sl_batch_builder_t *b);
 
 /* Encoded size of a record (its length varint included) when appended with
- * these deltas; INT64_MIN / INT32_MAX give the worst case for any position. */
+ * these deltas; INT64_MIN / INT32_MAX give the worst case for any position.
+ * A record append would refuse with SL_ERR_INVALID_ARG sizes as
+ * SL_BATCH_MAX_SIZE + 1: more than any batch holds. */
 size_t sl_batch_build_record_size(int64_t ts_delta, int32_t offset_delta, const sl_batch_rec_t *r);
 
 /* Encodes r at the end of the batch as record number b->count. Returns

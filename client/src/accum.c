@@ -78,7 +78,7 @@ static int view_init(rec_view_t *v, int64_t ts, const void *key, size_t key_len,
 
 static void view_done(rec_view_t *v)
 {
-    free(v->heap);
+    if (v->heap) free(v->heap); /* skips a libc call per record in the usual case */
 }
 
 size_t sl_record_size(int64_t ts_delta, int32_t offset_delta, const void *key, size_t key_len,
@@ -86,8 +86,11 @@ size_t sl_record_size(int64_t ts_delta, int32_t offset_delta, const void *key, s
                       size_t hdr_count)
 {
     rec_view_t v;
-    /* Out of memory: no size can be promised; SIZE_MAX reads "too large". */
-    if (view_init(&v, 0, key, key_len, value, value_len, hdrs, hdr_count) != 0) return SIZE_MAX;
+    /* Out of memory (over STACK_HDRS headers): no size can be promised, so
+     * report one no batch can hold, as the builder does for a record it
+     * cannot encode; the producer turns it into MESSAGE_TOO_LARGE. */
+    if (view_init(&v, 0, key, key_len, value, value_len, hdrs, hdr_count) != 0)
+        return (size_t)SL_BATCH_MAX_SIZE + 1;
     size_t n = sl_batch_build_record_size(ts_delta, offset_delta, &v.rec);
     view_done(&v);
     return n;

@@ -108,7 +108,9 @@ struct sl_pbatch {
 sl_pbatch_t *sl_pbatch_new(size_t cap);
 void sl_pbatch_free(sl_pbatch_t *b);
 
-/* Encoded size of one record (including its length varint). */
+/* Encoded size of one record (including its length varint); over
+ * SL_BATCH_MAX_SIZE when it cannot be encoded (a field over INT32_MAX
+ * bytes) or sized (ENOMEM). */
 size_t sl_record_size(int64_t ts_delta, int32_t offset_delta, const void *key, size_t key_len,
                       const void *value, size_t value_len, const sluice_header_t *hdrs,
                       size_t hdr_count);

@@ -281,6 +281,8 @@ static void test_capacity_and_errors(void)
     CHECK_EQ_INT(sl_batch_build_append(&b, &bad), SL_ERR_INVALID_ARG);
     bad = (sl_batch_rec_t){.timestamp = 1, .key = "k", .key_len = (size_t)INT32_MAX + 1};
     CHECK_EQ_INT(sl_batch_build_append(&b, &bad), SL_ERR_INVALID_ARG);
+    /* Sized as more than any batch holds, so a size check refuses it too. */
+    CHECK_EQ_INT(sl_batch_build_record_size(0, 0, &bad), (size_t)SL_BATCH_MAX_SIZE + 1);
     CHECK_EQ_INT(b.count, 1);
 
     sl_batch_meta_t m = SL_BATCH_META_INIT;
