@@ -54,13 +54,15 @@ typedef struct rec_view {
     sl_rec_header_t *heap;
 } rec_view_t;
 
-/* Fills v->rec; returns 0, or -1 on ENOMEM. Pair with view_done(). */
+/* Fills v->rec; returns 0, or -1 on ENOMEM or over INT32_MAX headers.
+ * Pair with view_done() after a 0. */
 static int view_init(rec_view_t *v, int64_t ts, const void *key, size_t key_len, const void *value,
                      size_t value_len, const sluice_header_t *hdrs, size_t hdr_count)
 {
     v->heap = NULL;
     sl_rec_header_t *h = v->stack;
     if (hdr_count > STACK_HDRS) {
+        if (hdr_count > INT32_MAX) return -1; /* unencodable; and the product must not wrap */
         h = v->heap = malloc(hdr_count * sizeof *h);
         if (!h) return -1;
     }
@@ -86,9 +88,10 @@ size_t sl_record_size(int64_t ts_delta, int32_t offset_delta, const void *key, s
                       size_t hdr_count)
 {
     rec_view_t v;
-    /* Out of memory (over STACK_HDRS headers): no size can be promised, so
-     * report one no batch can hold, as the builder does for a record it
-     * cannot encode; the producer turns it into MESSAGE_TOO_LARGE. */
+    /* No view (out of memory, or more headers than Kafka can count): no
+     * size can be promised, so report one no batch can hold, as the builder
+     * does for a record it cannot encode; the producer turns it into
+     * MESSAGE_TOO_LARGE. */
     if (view_init(&v, 0, key, key_len, value, value_len, hdrs, hdr_count) != 0)
         return (size_t)SL_BATCH_MAX_SIZE + 1;
     size_t n = sl_batch_build_record_size(ts_delta, offset_delta, &v.rec);
