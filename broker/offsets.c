@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "batch.h"
-#include "crc32c.h"
+#include "batch_build.h"
 #include "log.h"
 
 #define KEY_VERSION   1
@@ -55,83 +55,70 @@ static size_t put_str(uint8_t *p, const char *s, size_t n)
     return 2 + n;
 }
 
-/* One record's fields after its length varint, into p (sized by caller);
- * returns bytes written. */
-static size_t encode_record(uint8_t *p, int32_t delta, const char *group, const offsets_entry_t *e,
-                            int64_t now_ms)
+#define KEY_MAX (2 + 2 + 255 + 2 + STORE_MAX_TOPIC_NAME + 4)
+
+/* The record key: version, group, topic, partition; returns its size. */
+static size_t encode_key(uint8_t *k, const char *group, const offsets_entry_t *e)
 {
-    uint8_t key[2 + 2 + 255 + 2 + STORE_MAX_TOPIC_NAME + 4];
-    size_t gl = strlen(group), tl = strlen(e->topic);
-    const char *md = e->metadata ? e->metadata : "";
-    size_t ml = strlen(md);
     size_t kl = 0;
-    sl_put_be16(key, KEY_VERSION);
+    sl_put_be16(k, KEY_VERSION);
     kl = 2;
-    kl += put_str(key + kl, group, gl);
-    kl += put_str(key + kl, e->topic, tl);
-    sl_put_be32(key + kl, (uint32_t)e->partition);
-    kl += 4;
-    size_t vl = 2 + 8 + 2 + ml + 8;
-    size_t o = 0;
-    p[o++] = 0;                          /* attributes */
-    o += sl_varlong_encode(p + o, 0);    /* timestampDelta */
-    o += sl_varint_encode(p + o, delta); /* offsetDelta */
-    o += sl_varint_encode(p + o, (int32_t)kl);
-    memcpy(p + o, key, kl);
-    o += kl;
-    o += sl_varint_encode(p + o, (int32_t)vl);
-    sl_put_be16(p + o, VALUE_VERSION);
-    sl_put_be64(p + o + 2, (uint64_t)e->offset);
-    put_str(p + o + 10, md, ml);
-    sl_put_be64(p + o + 12 + ml, (uint64_t)now_ms);
-    o += vl;
-    o += sl_varint_encode(p + o, 0); /* headers */
-    return o;
+    kl += put_str(k + kl, group, strlen(group));
+    kl += put_str(k + kl, e->topic, strlen(e->topic));
+    sl_put_be32(k + kl, (uint32_t)e->partition);
+    return kl + 4;
 }
 
-/* Builds the batch: a malloc'd buffer and its size. */
+static size_t value_size(const offsets_entry_t *e)
+{
+    return 2 + 8 + 2 + (e->metadata ? strlen(e->metadata) : 0) + 8;
+}
+
+/* The record value: version, offset, metadata, commit time, into v
+ * (value_size(e) bytes); returns its size. */
+static size_t encode_value(uint8_t *v, const offsets_entry_t *e, int64_t now_ms)
+{
+    const char *md = e->metadata ? e->metadata : "";
+    size_t ml = strlen(md);
+    sl_put_be16(v, VALUE_VERSION);
+    sl_put_be64(v + 2, (uint64_t)e->offset);
+    put_str(v + 10, md, ml);
+    sl_put_be64(v + 12 + ml, (uint64_t)now_ms);
+    return 2 + 8 + 2 + ml + 8;
+}
+
+/* Builds the batch, one record per entry, all stamped now_ms: a malloc'd
+ * buffer and its size, or NULL when out of memory. */
 static uint8_t *build_batch(const char *group, const offsets_entry_t *e, size_t n, int64_t now_ms,
                             size_t *len)
 {
-    size_t gl = strlen(group);
-    size_t cap = SL_BATCH_HEADER_SIZE;
+    size_t vmax = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t ml = e[i].metadata ? strlen(e[i].metadata) : 0;
-        /* length(5) attr(1) ts(10) delta(5) klen(5) key vlen(5) value hdrs(1) */
-        cap += 5 + 1 + 10 + 5 + 5 + (2 + 2 + gl + 2 + strlen(e[i].topic) + 4) + 5 +
-               (2 + 8 + 2 + ml + 8) + 1;
+        size_t vl = value_size(&e[i]);
+        if (vl > vmax) vmax = vl;
     }
-    uint8_t *b = calloc(1, cap);
-    uint8_t *tmp = malloc(cap);
-    if (!b || !tmp) {
-        free(b);
-        free(tmp);
+    uint8_t key[KEY_MAX];
+    uint8_t *val = malloc(vmax);
+    sl_batch_builder_t b;
+    if (!val || sl_batch_build_init(&b, SL_BATCH_HEADER_SIZE + n * 64, 1) != SL_OK) {
+        free(val);
         return NULL;
     }
-    size_t o = SL_BATCH_HEADER_SIZE;
-    for (size_t i = 0; i < n; i++) {
-        size_t rl = encode_record(tmp, (int32_t)i, group, &e[i], now_ms);
-        o += sl_varint_encode(b + o, (int32_t)rl);
-        memcpy(b + o, tmp, rl);
-        o += rl;
+    int rc = SL_OK;
+    for (size_t i = 0; i < n && rc == SL_OK; i++) {
+        sl_batch_rec_t r = {.timestamp = now_ms, .key = key, .value = val};
+        r.key_len = encode_key(key, group, &e[i]);
+        r.value_len = encode_value(val, &e[i], now_ms);
+        rc = sl_batch_build_append(&b, &r);
     }
-    free(tmp);
-    sl_put_be64(b + SL_BATCH_OFF_BASE_OFFSET, 0);
-    sl_put_be32(b + SL_BATCH_OFF_LENGTH, (uint32_t)(o - SL_BATCH_LOG_OVERHEAD));
-    sl_put_be32(b + SL_BATCH_OFF_LEADER_EPOCH, 0);
-    b[SL_BATCH_OFF_MAGIC] = SL_BATCH_MAGIC;
-    sl_put_be16(b + SL_BATCH_OFF_ATTRIBUTES, 0);
-    sl_put_be32(b + SL_BATCH_OFF_LAST_OFFSET_DELTA, (uint32_t)(n - 1));
-    sl_put_be64(b + SL_BATCH_OFF_BASE_TIMESTAMP, (uint64_t)now_ms);
-    sl_put_be64(b + SL_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)now_ms);
-    sl_put_be64(b + SL_BATCH_OFF_PRODUCER_ID, (uint64_t)-1);
-    sl_put_be16(b + SL_BATCH_OFF_PRODUCER_EPOCH, (uint16_t)-1);
-    sl_put_be32(b + SL_BATCH_OFF_BASE_SEQUENCE, (uint32_t)-1);
-    sl_put_be32(b + SL_BATCH_OFF_RECORDS_COUNT, (uint32_t)n);
-    sl_put_be32(b + SL_BATCH_OFF_CRC,
-                sl_crc32c(0, b + SL_BATCH_OFF_ATTRIBUTES, o - SL_BATCH_OFF_ATTRIBUTES));
-    *len = o;
-    return b;
+    if (rc == SL_OK) rc = sl_batch_build_finish(&b, NULL);
+    free(val);
+    if (rc != SL_OK) {
+        sl_batch_build_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    return b.buf; /* taken from the builder: the caller frees it */
 }
 
 /* Reads an i16-length string; NULL when it does not fit. */

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch_build.h"
 #include "codec.h"
+#include "compress.h" /* sl_lz4_*: the tests reach them through here */
 #include "sluice/sluice.h"
 
 /* ---- configuration (conf.c) ------------------------------------------------ */
@@ -56,7 +58,7 @@ enum { SL_FETCH_PULL, SL_FETCH_PUSH };
 void sl_client_log(const sluice_conf_t *conf, int level, const char *fac, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* ---- record batch builder (accum.c) ------------------------------------------ */
+/* ---- the producer's batches (accum.c) ----------------------------------------- */
 
 /* What a delivery report needs per message: the application's opaque and
  * where the record starts in the batch's (uncompressed) buffer; key, value,
@@ -69,13 +71,24 @@ typedef struct sl_msginfo {
 
 typedef struct sl_pbatch sl_pbatch_t;
 struct sl_pbatch {
+    /* The records, encoded by proto/'s builder at sluice_produce() time
+     * (the only copy of a message's bytes; DRs point into bld.buf). The
+     * anonymous struct repeats the builder's leading fields so the
+     * producer and its tests keep reading b->buf, b->len, b->cap and
+     * b->count; C11 6.5.2.3 lets a union's members share a common initial
+     * sequence, and the asserts in accum.c keep the two in step. Only the
+     * builder writes them. */
+    union {
+        sl_batch_builder_t bld;
+        struct {
+            uint8_t *buf; /* 61-byte header + records, uncompressed */
+            size_t len, cap;
+            int32_t count;
+        };
+    };
     sl_pbatch_t *next;
-    uint8_t *buf; /* 61-byte header + records, uncompressed; DRs point here */
-    size_t len, cap;
     uint8_t *wire; /* what is sent: buf itself, or an lz4-compressed copy */
     size_t wire_len;
-    int32_t count;
-    int64_t base_ts, max_ts;
     sl_msginfo_t *msgs;
     int32_t msgs_cap;
     int64_t created_ms;  /* monotonic: linger starts here */
@@ -95,7 +108,9 @@ struct sl_pbatch {
 sl_pbatch_t *sl_pbatch_new(size_t cap);
 void sl_pbatch_free(sl_pbatch_t *b);
 
-/* Encoded size of one record (including its length varint). */
+/* Encoded size of one record (including its length varint); over
+ * SL_BATCH_MAX_SIZE when it cannot be encoded (a field over INT32_MAX
+ * bytes) or sized (ENOMEM). */
 size_t sl_record_size(int64_t ts_delta, int32_t offset_delta, const void *key, size_t key_len,
                       const void *value, size_t value_len, const sluice_header_t *hdrs,
                       size_t hdr_count);
@@ -107,7 +122,7 @@ int sl_pbatch_append(sl_pbatch_t *b, int64_t ts, const void *key, size_t key_len
 
 /* Writes the header fields and CRC (attributes = none) into buf, and with
  * compression lz4 builds the compressed wire copy when it is smaller.
- * Idempotent. Returns 0, or -1 on ENOMEM. */
+ * Idempotent. Returns 0 (a failed compression sends the batch plain). */
 int sl_pbatch_finalize(sl_pbatch_t *b, int compression);
 
 /* Decodes message i of a finalized or open batch for a delivery report.
@@ -115,16 +130,6 @@ int sl_pbatch_finalize(sl_pbatch_t *b, int compression);
  * (NUL-terminated); returns 0 or -1 if the record does not parse. */
 int sl_pbatch_msg(const sl_pbatch_t *b, int32_t i, sluice_message_t *m, sluice_header_t *hdrs,
                   size_t max_hdrs, char *keybuf, size_t keybuf_size);
-
-/* ---- lz4 (lz4.c) -------------------------------------------------------------- */
-
-/* Kafka's LZ4 frame (64 KiB independent blocks, no checksums): compresses
- * src into a malloc'd *out. Returns the size, or 0 on failure. */
-size_t sl_lz4_compress(const void *src, size_t len, uint8_t **out);
-
-/* Decompresses a whole frame into a malloc'd *out (at most max bytes).
- * Returns the size or -1. */
-long sl_lz4_decompress(const void *src, size_t len, size_t max, uint8_t **out);
 
 /* ---- the broker connection (net.c) -------------------------------------------
  * Owned and used only by the producer's I/O thread. Requests are written in

@@ -24,9 +24,10 @@
  *     inside the records region (the batch or the decompressed copy), null
  *     iff length -1, the headers re-parse to header_count entries filling
  *     headers_len exactly, LogAppendTime batches report maxTimestamp;
- *   - every deep-valid batch is re-encoded by tests/lib/batchgen.c (an
- *     independent encoder), uncompressed and lz4, and iterates back to the
- *     same records (keys, values, headers, timestamps);
+ *   - every deep-valid batch is re-encoded by tests/lib/batchgen.c (proto's
+ *     builder, the producer's and the broker's encoder), uncompressed and
+ *     lz4, and iterates back to the same records (keys, values, headers,
+ *     timestamps);
  *   - varint/varlong: decode(encode(x)) == x for the values found in the
  *     input. */
 #include <stddef.h>

@@ -1,9 +1,12 @@
 /* batchgen.h — builds RecordBatch v2 batches for tests and benchmarks.
  *
- * Independent of proto/batch.c's decoder on purpose (its own encoder), so a
- * test that builds with batchgen and validates with sl_batch_validate checks
- * two implementations against each other. Results are malloc'd and owned by
- * the caller (free()). Not for production paths. Thread-safe.
+ * A thin layer over proto's builder (batch_build.h), the encoder the
+ * producer and the broker use, so tests build exactly the bytes production
+ * builds. It is not a second implementation: tests/unit/test_batch.c
+ * cross-checks the builder (through bg_build) against hand-written byte
+ * vectors, and tests/unit/test_batch_build.c covers it directly. Results
+ * are malloc'd and owned by the caller (free()). Not for production paths.
+ * Thread-safe.
  */
 #ifndef SLUICE_TESTS_BATCHGEN_H
 #define SLUICE_TESTS_BATCHGEN_H
@@ -30,8 +33,9 @@ typedef struct bg_record {
 /* Builds one batch of n ≥ 1 records, baseOffset 0, leader epoch 0,
  * producerId/epoch/sequence -1, compression SL_COMPRESSION_NONE or
  * SL_COMPRESSION_LZ4 (Kafka's LZ4 frame: 64 KiB independent blocks, no
- * checksums). baseTimestamp = first record's timestamp; maxTimestamp = the
- * largest. Returns the batch and its size in *len, or NULL on bad arguments. */
+ * checksums; compressed even when that does not shrink it). baseTimestamp =
+ * first record's timestamp; maxTimestamp = the largest. Returns the batch
+ * and its size in *len, or NULL on bad arguments or ENOMEM. */
 uint8_t *bg_build(const bg_record_t *recs, int n, int compression, size_t *len);
 
 /* n records, null keys, values of value_size bytes filled with a pattern

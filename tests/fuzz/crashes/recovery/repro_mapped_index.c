@@ -16,7 +16,8 @@
  *      tests/fuzz/crashes/recovery/repro_mapped_index.c tests/lib/batchgen.c \
  *      storage/io.c storage/logconf.c storage/index.c storage/segment.c \
  *      storage/partition.c storage/recover.c proto/batch.c proto/crc32c.c \
- *      proto/errors.c -llz4 -lpthread -o /tmp/repro_mapped_index
+ *      proto/batch_build.c proto/compress.c proto/errors.c -llz4 -lpthread \
+ *      -o /tmp/repro_mapped_index
  *   /tmp/repro_mapped_index /tmp/repro-part     # exit status 135 (SIGBUS) or 139
  * Expected once fixed: "all N offsets read back", exit status 0. */
 #include <stdio.h>

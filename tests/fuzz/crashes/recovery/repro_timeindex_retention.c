@@ -15,7 +15,8 @@
  *      tests/fuzz/crashes/recovery/repro_timeindex_retention.c tests/lib/batchgen.c \
  *      storage/io.c storage/logconf.c storage/index.c storage/segment.c \
  *      storage/partition.c storage/recover.c proto/batch.c proto/crc32c.c \
- *      proto/errors.c -llz4 -lpthread -o /tmp/repro_timeindex_retention
+ *      proto/batch_build.c proto/compress.c proto/errors.c -llz4 -lpthread \
+ *      -o /tmp/repro_timeindex_retention
  *   /tmp/repro_timeindex_retention /tmp/repro-part   # exit 1: "retention deleted 1 segment"
  * Expected once fixed: nothing deleted, exit status 0. */
 #include <fcntl.h>

@@ -1,29 +1,47 @@
-/* lz4.c — compression.type=lz4 in Kafka's LZ4 frame format: version 01,
- * independent 64 KiB blocks, no block or content checksum, no content size
- * (FLG 0x60, BD 0x40: what librdkafka and the Java client write, and what
- * both read). Uses liblz4's LZ4F API, which computes the correct header
- * checksum (the KAFKA-1493 quirk only applies to magic 0). Thread-safe.
+/* compress.c — Kafka's LZ4 frame (see compress.h): FLG 0x60, BD 0x40.
+ * Uses liblz4's LZ4F API, which computes the correct header checksum (the
+ * KAFKA-1493 quirk only applies to magic 0).
  */
 #include <lz4frame.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "compress.h"
+
+/* Kafka's frame settings, in one place for the bound and the compressor. */
+static void kafka_prefs(LZ4F_preferences_t *prefs)
+{
+    *prefs = (LZ4F_preferences_t){0};
+    prefs->frameInfo.blockSizeID = LZ4F_max64KB;
+    prefs->frameInfo.blockMode = LZ4F_blockIndependent;
+    prefs->frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
+    prefs->frameInfo.blockChecksumFlag = LZ4F_noBlockChecksum;
+    prefs->compressionLevel = 0; /* fast: Kafka's default level */
+}
+
+size_t sl_lz4_bound(size_t len)
+{
+    LZ4F_preferences_t prefs;
+    kafka_prefs(&prefs);
+    return LZ4F_compressFrameBound(len, &prefs);
+}
+
+size_t sl_lz4_compress_into(void *dst, size_t cap, const void *src, size_t len)
+{
+    LZ4F_preferences_t prefs;
+    kafka_prefs(&prefs);
+    size_t n = LZ4F_compressFrame(dst, cap, src, len, &prefs);
+    return LZ4F_isError(n) ? 0 : n;
+}
 
 size_t sl_lz4_compress(const void *src, size_t len, uint8_t **out)
 {
-    LZ4F_preferences_t prefs = {0};
-    prefs.frameInfo.blockSizeID = LZ4F_max64KB;
-    prefs.frameInfo.blockMode = LZ4F_blockIndependent;
-    prefs.frameInfo.contentChecksumFlag = LZ4F_noContentChecksum;
-    prefs.compressionLevel = 0; /* fast: Kafka's default level */
-    size_t bound = LZ4F_compressFrameBound(len, &prefs);
+    size_t bound = sl_lz4_bound(len);
     *out = malloc(bound);
     if (!*out) return 0;
-    size_t n = LZ4F_compressFrame(*out, bound, src, len, &prefs);
-    if (LZ4F_isError(n)) {
+    size_t n = sl_lz4_compress_into(*out, bound, src, len);
+    if (n == 0) {
         free(*out);
         *out = NULL;
-        return 0;
     }
     return n;
 }
