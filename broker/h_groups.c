@@ -23,8 +23,6 @@
 #include "log.h"
 #include "offsets.h"
 
-#define MAX_FETCH_PARTITIONS 10000 /* partitions named in one OffsetFetch */
-
 static int valid_group(conn_t *c, const sl_request_t *req, const char *id)
 {
     if (id && *id && strlen(id) <= GRP_MAX_ID) return 1;
@@ -380,9 +378,11 @@ static void h_offset_fetch(conn_t *c, const sl_request_t *req)
     if (!valid_group(c, req, m->group_id)) return;
     size_t total = 0;
     for (size_t i = 0; i < m->n_partitions; i++) total += m->partitions[i]->n_partitions;
-    if (total > MAX_FETCH_PARTITIONS) {
-        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST,
-                       "more than 10000 partitions in one OffsetFetch", NULL);
+    if (total > OFFSETS_MAX_ENTRIES) { /* the same bound as a commit */
+        char msg[80];
+        snprintf(msg, sizeof msg, "more than %d partitions in one OffsetFetch",
+                 OFFSETS_MAX_ENTRIES);
+        dispatch_reply(c, req, SL_ERR_INVALID_REQUEST, msg, NULL);
         return;
     }
     offsets_item_t *items = NULL;
