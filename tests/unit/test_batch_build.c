@@ -79,7 +79,8 @@ static void test_txn_vector(void)
     sl_batch_hdr_t hh;
     sl_err_t err;
     CHECK_EQ_INT(sl_batch_validate(b.buf, b.len, NULL, &hh, &err), SL_OK);
-    CHECK_EQ_INT(sl_batch_validate_produce(&hh, &err), SL_OK);
+    /* Well formed, but no producer may send it: Sluice has no transactions. */
+    CHECK_EQ_INT(sl_batch_validate_produce(&hh, &err), SL_ERR_INVALID_RECORD);
     CHECK_EQ_INT(sl_batch_validate_deep(b.buf, b.len, NULL, &err), SL_OK);
     CHECK_EQ_INT(hh.base_offset, 100);
     CHECK_EQ_INT(hh.leader_epoch, 7);
@@ -212,7 +213,7 @@ static void test_roundtrip(void)
     CHECK_EQ_INT(hh.max_timestamp, 1000003);
     CHECK_EQ_INT(hh.producer_id, INT64_C(0x1122334455));
     CHECK_EQ_INT(hh.base_sequence, 42);
-    CHECK_EQ_INT(sl_batch_validate_produce(&hh, &err), SL_OK);
+    CHECK_EQ_INT(sl_batch_validate_produce(&hh, &err), SL_ERR_INVALID_RECORD); /* transactional */
     CHECK_EQ_INT(sl_batch_validate_deep(z, zlen, NULL, &err), SL_OK);
     /* Kafka's frame: magic, FLG 0x60, BD 0x40, HC 0x82 (kafka-protocol.md §4.4). */
     const uint8_t frame[7] = {0x04, 0x22, 0x4d, 0x18, 0x60, 0x40, 0x82};
