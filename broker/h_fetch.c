@@ -34,46 +34,63 @@ static void done(fetch_req_t *rq)
     conn_respond(c, hf->slot, SLUICE__API_KEY__FETCH, hf->corr, SL_OK, NULL, &r.base, &fp->range);
 }
 
-static void release(fetch_req_t *rq)
+static void release_heap(fetch_req_t *rq)
 {
     free(rq->owner);
+}
+
+static void release_stack(fetch_req_t *rq)
+{
+    (void)rq;
 }
 
 void h_fetch(conn_t *c, const sl_request_t *req, uint64_t t0_us)
 {
     sl_err_t err;
-    hfetch_t *hf = calloc(1, sizeof *hf);
-    slot_t *slot = hf ? conn_slot(c) : NULL;
+    slot_t *slot = conn_slot(c);
     if (!slot) {
-        free(hf);
         conn_close(c, "out of memory");
         return;
     }
-    hf->slot = slot;
-    hf->corr = req->hdr->correlation_id;
+    uint64_t corr = req->hdr->correlation_id;
     Sluice__FetchRequest *m = (Sluice__FetchRequest *)sl_body_decode(
         &sluice__fetch_request__descriptor, req->body, req->body_len, c->arena, &err);
     partition_t *p = NULL;
     int rc = m ? topics_partition(c->w->b, m->topic, (int32_t)m->partition, 0, &p, &err) : err.code;
     if (rc != SL_OK) {
         met_request(&c->w->m, SLUICE__API_KEY__FETCH, rc);
-        conn_respond(c, slot, SLUICE__API_KEY__FETCH, hf->corr, rc, err.msg, NULL, NULL);
-        free(hf);
+        conn_respond(c, slot, SLUICE__API_KEY__FETCH, corr, rc, err.msg, NULL, NULL);
         return;
     }
-    fetch_req_t *rq = &hf->rq;
+    /* On the stack while it can be answered at once; to the heap only to
+     * wait. */
+    hfetch_t local;
+    local.slot = slot;
+    local.corr = corr;
+    fetch_req_t *rq = &local.rq;
     rq->c = c;
     rq->t0_us = t0_us;
-    rq->parts = &hf->part;
+    rq->parts = &local.part;
     rq->nparts = 1;
     rq->min_bytes = m->min_bytes;
     rq->max_bytes = m->max_bytes;
     rq->max_wait_ms = m->max_wait_ms;
     rq->done = done;
-    rq->release = release;
-    rq->owner = hf;
-    hf->part.p = p; /* the service drops our reference */
-    hf->part.offset = m->offset;
-    hf->part.max_bytes = m->max_bytes;
-    fetch_start(rq);
+    rq->release = release_stack;
+    rq->owner = &local;
+    local.part.p = p; /* the service drops our reference */
+    local.part.offset = m->offset;
+    local.part.max_bytes = m->max_bytes;
+    if (fetch_try(rq)) return;
+    hfetch_t *hf = malloc(sizeof *hf);
+    if (!hf) {
+        rq->max_wait_ms = 0; /* nowhere to wait: answer with what there is */
+        fetch_try(rq);
+        return;
+    }
+    *hf = local;
+    hf->rq.parts = &hf->part;
+    hf->rq.owner = hf;
+    hf->rq.release = release_heap;
+    fetch_wait(&hf->rq);
 }

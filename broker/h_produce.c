@@ -33,9 +33,14 @@ static void done(produce_req_t *rq)
     conn_respond(c, hp->slot, SLUICE__API_KEY__PRODUCE, hp->corr, SL_OK, NULL, &r.base, NULL);
 }
 
-static void release(produce_req_t *rq)
+static void release_heap(produce_req_t *rq)
 {
     free(rq->owner);
+}
+
+static void release_stack(produce_req_t *rq)
+{
+    (void)rq;
 }
 
 void h_produce(conn_t *c, const sl_request_t *req, uint64_t t0_us)
@@ -44,29 +49,37 @@ void h_produce(conn_t *c, const sl_request_t *req, uint64_t t0_us)
     Sluice__ProduceRequest *m = (Sluice__ProduceRequest *)sl_body_decode(
         &sluice__produce_request__descriptor, req->body, req->body_len, c->arena, &err);
     int acks = m ? m->acks : 1;
-    hprod_t *hp = calloc(1, sizeof *hp);
-    if (!hp || (acks != 0 && !(hp->slot = conn_slot(c)))) {
-        free(hp);
+    slot_t *slot = NULL;
+    if (acks != 0 && !(slot = conn_slot(c))) {
         conn_close(c, "out of memory");
         return;
     }
-    hp->corr = req->hdr->correlation_id;
+    uint64_t corr = req->hdr->correlation_id;
     if (!m) {
         met_request(&c->w->m, SLUICE__API_KEY__PRODUCE, err.code);
-        conn_respond(c, hp->slot, SLUICE__API_KEY__PRODUCE, hp->corr, err.code, err.msg, NULL,
-                     NULL);
-        free(hp);
+        conn_respond(c, slot, SLUICE__API_KEY__PRODUCE, corr, err.code, err.msg, NULL, NULL);
         return;
     }
+    /* Only acks=all outlives this call: the others answer (and release)
+     * inside produce_start, so they need no allocation. */
+    hprod_t local, *hp = &local;
+    if (acks == -1 && !(hp = malloc(sizeof *hp))) {
+        conn_respond(c, slot, SLUICE__API_KEY__PRODUCE, corr, SL_ERR_NOMEM, "out of memory", NULL,
+                     NULL);
+        return;
+    }
+    hp->slot = slot;
+    hp->corr = corr;
     produce_req_t *rq = &hp->rq;
     rq->c = c;
     rq->acks = acks;
+    rq->one_batch = 0;
     rq->timeout_ms = m->timeout_ms;
     rq->t0_us = t0_us;
     rq->parts = &hp->part;
     rq->nparts = 1;
     rq->done = done;
-    rq->release = release;
+    rq->release = hp == &local ? release_stack : release_heap;
     rq->owner = hp;
     hp->part.topic = m->topic; /* arena memory: read only during produce_start */
     hp->part.partition = (int32_t)m->partition;

@@ -15,7 +15,7 @@
 #include "svc_produce.h"
 
 typedef struct ktopic {
-    char *name;
+    const char *name; /* owned (strdup) only by a heap request */
     int32_t nparts;
 } ktopic_t;
 
@@ -28,13 +28,18 @@ typedef struct kprod {
     int32_t ntopics;
 } kprod_t;
 
-static void release(produce_req_t *rq)
+static void release_heap(produce_req_t *rq)
 {
     kprod_t *kp = rq->owner;
-    for (int32_t i = 0; i < kp->ntopics; i++) free(kp->topics[i].name);
+    for (int32_t i = 0; i < kp->ntopics; i++) free((char *)kp->topics[i].name);
     free(kp->topics);
     free(rq->parts);
     free(kp);
+}
+
+static void release_arena(produce_req_t *rq)
+{
+    (void)rq; /* the worker's decode arena, reset by the next request */
 }
 
 static void done(produce_req_t *rq)
@@ -59,41 +64,61 @@ static void done(produce_req_t *rq)
     kafka_send(rq->c, kp->s, &w, KF_PRODUCE, rq->code);
 }
 
+/* Only acks=all outlives the call (it waits for the flusher): its request
+ * is copied to the heap. The others answer inside produce_start and live
+ * in the worker's decode arena, with the decoded topic names. */
+static kprod_t *kprod_new(conn_t *c, const kf_produce_req_t *m, size_t nparts)
+{
+    int heap = m->acks == -1;
+    kprod_t *kp = heap ? calloc(1, sizeof *kp) : sl_arena_alloc(c->arena, sizeof *kp);
+    if (!kp) return NULL;
+    size_t tsz = ((size_t)m->ntopics + 1) * sizeof *kp->topics;
+    size_t psz = (nparts + 1) * sizeof *kp->rq.parts;
+    kp->topics = heap ? calloc(1, tsz) : sl_arena_alloc(c->arena, tsz);
+    kp->rq.parts = heap ? calloc(1, psz) : sl_arena_alloc(c->arena, psz);
+    kp->ntopics = 0;
+    kp->rq.owner = kp;
+    kp->rq.release = heap ? release_heap : release_arena;
+    if (!kp->topics || !kp->rq.parts) {
+        if (heap) release_heap(&kp->rq);
+        return NULL;
+    }
+    for (int32_t i = 0; i < m->ntopics; i++) {
+        const kf_produce_topic_t *t = &m->topics[i];
+        ktopic_t *kt = &kp->topics[kp->ntopics++];
+        kt->nparts = t->nparts;
+        kt->name = heap ? strdup(t->name) : t->name;
+        if (!kt->name) {
+            release_heap(&kp->rq);
+            return NULL;
+        }
+    }
+    return kp;
+}
+
 void k_produce(conn_t *c, slot_t *s, kf_request_t *r, uint64_t t0_us)
 {
     (void)s;
     kf_produce_req_t *m = &r->u.produce;
     size_t nparts = 0;
     for (int32_t i = 0; i < m->ntopics; i++) nparts += (size_t)m->topics[i].nparts;
-    kprod_t *kp = calloc(1, sizeof *kp);
-    produce_part_t *parts = calloc(nparts + 1, sizeof *parts);
-    if (kp) kp->topics = calloc((size_t)m->ntopics + 1, sizeof *kp->topics);
-    if (!kp || !parts || !kp->topics || (m->acks != 0 && !(kp->s = conn_slot(c)))) {
-        if (kp) free(kp->topics);
-        free(kp);
-        free(parts);
+    kprod_t *kp = kprod_new(c, m, nparts);
+    slot_t *slot = kp && m->acks != 0 ? conn_slot(c) : NULL;
+    if (!kp || (m->acks != 0 && !slot)) {
+        if (kp) kp->rq.release(&kp->rq);
         conn_close(c, "out of memory");
         return;
     }
     produce_req_t *rq = &kp->rq;
-    rq->parts = parts;
-    rq->owner = kp;
-    rq->release = release;
     rq->done = done;
+    kp->s = slot;
     kp->ver = r->h.api_version;
     kp->corr = r->h.correlation_id;
-    produce_part_t *pp = parts;
+    produce_part_t *pp = rq->parts;
     for (int32_t i = 0; i < m->ntopics; i++) {
-        kf_produce_topic_t *t = &m->topics[i];
-        ktopic_t *kt = &kp->topics[kp->ntopics++];
-        if (!(kt->name = strdup(t->name))) {
-            release(rq);
-            conn_close(c, "out of memory");
-            return;
-        }
-        kt->nparts = t->nparts;
+        const kf_produce_topic_t *t = &m->topics[i];
         for (int32_t j = 0; j < t->nparts; j++, pp++) {
-            pp->topic = kt->name;
+            pp->topic = kp->topics[i].name;
             pp->partition = t->parts[j].index;
             pp->records = t->parts[j].records;
             pp->len = t->parts[j].records ? (size_t)t->parts[j].records_len : 0;

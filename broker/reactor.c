@@ -32,6 +32,7 @@ struct reactor {
     pthread_mutex_t mu;
     taskq_t posted;
     reactor_task_t *nodes_head, *nodes_tail; /* reactor_post_task, FIFO */
+    _Atomic int nodes_pending;               /* nodes_head != NULL, readable without mu */
     _Atomic int wake_pending;                /* an eventfd write is outstanding */
     reactor_handle_t evh;
     /* this thread only */
@@ -270,6 +271,7 @@ void reactor_post_task(reactor_t *r, reactor_task_t *t)
     else
         r->nodes_head = t;
     r->nodes_tail = t;
+    atomic_store(&r->nodes_pending, 1);
     pthread_mutex_unlock(&r->mu);
     wake(r);
 }
@@ -277,9 +279,14 @@ void reactor_post_task(reactor_t *r, reactor_task_t *t)
 /* Runs the embedded-node tasks posted so far (later ones run next pass). */
 static void run_nodes(reactor_t *r)
 {
+    /* Most loop iterations have none: skip the lock then. A node posted
+     * after this look has also written the eventfd, so the loop comes
+     * back for it. */
+    if (!atomic_load(&r->nodes_pending)) return; /* seq_cst: pairs with wake() */
     pthread_mutex_lock(&r->mu);
     reactor_task_t *t = r->nodes_head;
     r->nodes_head = r->nodes_tail = NULL;
+    atomic_store(&r->nodes_pending, 0);
     pthread_mutex_unlock(&r->mu);
     while (t) {
         reactor_task_t *next = t->next; /* fn may free t */
@@ -328,7 +335,8 @@ static void run_queue(reactor_t *r, taskq_t *q, int locked)
 
 void reactor_drain(reactor_t *r)
 {
-    for (int round = 0; round < 100 && (r->posted.n || r->deferred.n || r->nodes_head); round++) {
+    for (int round = 0;
+         round < 100 && (r->posted.n || r->deferred.n || atomic_load(&r->nodes_pending)); round++) {
         run_nodes(r);
         run_queue(r, &r->posted, 1);
         run_queue(r, &r->deferred, 0);

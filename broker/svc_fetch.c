@@ -104,29 +104,43 @@ static void grew(watch_t *x)
     }
 }
 
-void fetch_start(fetch_req_t *rq)
+static int64_t wait_ms_of(const fetch_req_t *rq)
 {
-    conn_t *c = rq->c;
-    worker_t *w = c->w;
-    int64_t wait_ms = rq->max_wait_ms > 0 ? rq->max_wait_ms : 0;
-    if (wait_ms > w->b->conf.fetch_max_wait_cap_ms) wait_ms = w->b->conf.fetch_max_wait_cap_ms;
-    int force = wait_ms == 0 || rq->min_bytes <= 0 || w->draining;
+    int64_t cap = rq->c->w->b->conf.fetch_max_wait_cap_ms;
+    int64_t ms = rq->max_wait_ms > 0 ? rq->max_wait_ms : 0;
+    return ms < cap ? ms : cap;
+}
+
+int fetch_try(fetch_req_t *rq)
+{
+    worker_t *w = rq->c->w;
+    int force = wait_ms_of(rq) == 0 || rq->min_bytes <= 0 || w->draining;
     rq->waiting = 0;
     for (size_t i = 0; i < rq->nparts; i++) {
         rq->parts[i].rq = rq;
         rq->parts[i].watch.e = NULL;
     }
-    if (plan(rq, force)) {
-        answer(rq);
-        finish(rq);
-        return;
+    if (!plan(rq, force)) return 0;
+    answer(rq);
+    finish(rq);
+    return 1;
+}
+
+void fetch_wait(fetch_req_t *rq)
+{
+    conn_t *c = rq->c;
+    worker_t *w = c->w;
+    /* The request may have moved since fetch_try: point the parts back. */
+    for (size_t i = 0; i < rq->nparts; i++) {
+        rq->parts[i].rq = rq;
+        rq->parts[i].watch.e = NULL;
     }
     /* Publish interest, then look again: an append between the first look
      * and the watch would otherwise go unnoticed until max_wait. */
     rq->waiting = 1;
     conn_ref(c);
     reactor_timer_init(&rq->timer, expire, rq);
-    reactor_timer_start(w->r, &rq->timer, (uint64_t)wait_ms);
+    reactor_timer_start(w->r, &rq->timer, (uint64_t)wait_ms_of(rq));
     for (size_t i = 0; i < rq->nparts; i++) {
         fetch_part_t *fp = &rq->parts[i];
         if (fp->p && watch_add(w, &fp->watch, fp->p, grew, fp) < 0) {
@@ -138,4 +152,9 @@ void fetch_start(fetch_req_t *rq)
         answer(rq);
         finish(rq);
     }
+}
+
+void fetch_start(fetch_req_t *rq)
+{
+    if (!fetch_try(rq)) fetch_wait(rq);
 }

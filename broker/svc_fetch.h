@@ -74,4 +74,15 @@ struct fetch_req {
 /* Answers now or waits (see above). */
 void fetch_start(fetch_req_t *rq);
 
+/* The same in two steps, so a request that is answered at once needs no
+ * allocation: fetch_try answers now if it can and returns 1 (done and
+ * release have run). It returns 0 when the request must wait, having kept
+ * nothing (no pin, no watch, the parts' references still the caller's):
+ * the caller may then move rq (and its parts) to memory that lives until
+ * `release`, and must call fetch_wait on the moved request. To answer at
+ * once instead (no memory to wait in), set max_wait_ms to 0 and call
+ * fetch_try again. */
+int fetch_try(fetch_req_t *rq);
+void fetch_wait(fetch_req_t *rq);
+
 #endif

@@ -212,7 +212,7 @@ int produce_start(produce_req_t *rq, sl_err_t *first)
         partition_unref(p);
     }
     int code = rq->code;
-    if (first) *first = rq->err;
+    if (first && code != SL_OK) *first = rq->err;
     if (acks == 0) {
         rq->release(rq);
         return code;

@@ -81,8 +81,11 @@ struct produce_req {
 };
 
 /* Runs the request (see above). Returns SL_OK or the first part's error,
- * with its message in *first (may be NULL): what an acks=0 front end
- * closes the connection with. rq must stay valid until `release`. */
+ * with its message in *first (may be NULL; written only on an error):
+ * what an acks=0 front end closes the connection with. rq must stay valid
+ * until `release`. With acks 0 or 1, `release` has run when produce_start
+ * returns, so such a request may live on the caller's stack. The service
+ * initialises every field it owns; the caller sets only the `in` ones. */
 int produce_start(produce_req_t *rq, sl_err_t *first);
 
 /* A fresh producer id for InitProducerId: unique across restarts (the
