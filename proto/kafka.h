@@ -86,14 +86,14 @@ typedef struct kf_header {
  * bytes after the size (key, version, correlation id) are always read, so
  * on an INVALID_REQUEST from a bad client_id, h->correlation_id is still
  * set and the caller can answer. */
-int kf_header_decode(uint8_t *frame, uint32_t total, sl_arena_t *a, kf_header_t *h,
-                     uint8_t **body, size_t *body_len, sl_err_t *err);
+int kf_header_decode(uint8_t *frame, uint32_t total, sl_arena_t *a, kf_header_t *h, uint8_t **body,
+                     size_t *body_len, sl_err_t *err);
 
 /* ---- request bodies ------------------------------------------------------- */
 
 typedef struct kf_produce_part {
     int32_t index;
-    uint8_t *records; /* view into the body; NULL when null */
+    uint8_t *records;    /* view into the body; NULL when null */
     int32_t records_len; /* 0 when null */
 } kf_produce_part_t;
 
@@ -129,10 +129,10 @@ typedef struct kf_fetch_req {
     int32_t replica_id;
     int32_t max_wait_ms;
     int32_t min_bytes;
-    int32_t max_bytes;       /* (v3+) else INT32_MAX */
-    int8_t isolation_level;  /* (v4+) else 0 */
-    int32_t session_id;      /* (v7+) else 0 */
-    int32_t session_epoch;   /* (v7+) else -1 */
+    int32_t max_bytes;      /* (v3+) else INT32_MAX */
+    int8_t isolation_level; /* (v4+) else 0 */
+    int32_t session_id;     /* (v7+) else 0 */
+    int32_t session_epoch;  /* (v7+) else -1 */
     kf_fetch_topic_t *topics;
     int32_t ntopics;
     /* forgotten_topics_data (v7+) is parsed and skipped; rack_id (v11+)
@@ -171,9 +171,9 @@ typedef struct kf_metadata_req {
 typedef struct kf_commit_part {
     int32_t index;
     int64_t offset;
-    int32_t leader_epoch; /* (v6+) else -1 */
+    int32_t leader_epoch;     /* (v6+) else -1 */
     int64_t commit_timestamp; /* (v1 only) else -1 */
-    const char *metadata; /* NULL when null */
+    const char *metadata;     /* NULL when null */
 } kf_commit_part_t;
 
 typedef struct kf_commit_topic {
@@ -184,10 +184,10 @@ typedef struct kf_commit_topic {
 
 typedef struct kf_offset_commit_req {
     const char *group_id;
-    int32_t generation_id;           /* (v1+) else -1 */
-    const char *member_id;           /* (v1+) else "" */
-    const char *group_instance_id;   /* (v7+) NULL when null or absent */
-    int64_t retention_time_ms;       /* (v2..v4) else -1 */
+    int32_t generation_id;         /* (v1+) else -1 */
+    const char *member_id;         /* (v1+) else "" */
+    const char *group_instance_id; /* (v7+) NULL when null or absent */
+    int64_t retention_time_ms;     /* (v2..v4) else -1 */
     kf_commit_topic_t *topics;
     int32_t ntopics;
 } kf_offset_commit_req_t;
