@@ -35,3 +35,13 @@ int64_t check_log(partition_t *p)
     CHECK_EQ_INT(next, leo);
     return next - partition_log_start(p);
 }
+
+partition_t *check_open(const partition_opts_t *o, partition_recovery_t *rec)
+{
+    partition_t *p = NULL;
+    sl_err_t err;
+    int rc = partition_open(o, &p, rec, &err);
+    CHECK_MSG(rc == SL_OK, "open: %s", err.msg);
+    CHECK_FATAL(p != NULL);
+    return p;
+}

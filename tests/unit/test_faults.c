@@ -98,12 +98,7 @@ static partition_t *open_part(const char *dir, int recover)
                           .cache = cache,
                           .recover = recover,
                           .now_ms = 1000};
-    partition_t *p = NULL;
-    sl_err_t err;
-    int rc = partition_open(&o, &p, NULL, &err);
-    CHECK_MSG(rc == SL_OK, "open: %s", err.msg);
-    CHECK_FATAL(p != NULL);
-    return p;
+    return check_open(&o, NULL);
 }
 
 static int try_append(partition_t *p, int n, uint32_t seed, sl_err_t *err)

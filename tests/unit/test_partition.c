@@ -11,6 +11,7 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "logcheck.h"
 #include "partition.h"
 
 static seg_cache_t *cache;
@@ -25,12 +26,7 @@ static partition_t *open_part(const char *dir, const sl_log_conf_t *c, int recov
                           .cache = cache,
                           .recover = recover,
                           .now_ms = 1000};
-    partition_t *p = NULL;
-    sl_err_t err;
-    int rc = partition_open(&o, &p, rec, &err);
-    CHECK_MSG(rc == SL_OK, "open: %s", err.msg);
-    CHECK_FATAL(p != NULL);
-    return p;
+    return check_open(&o, rec);
 }
 
 /* Appends one batch of n records (values "v<offset-independent seq>"). */

@@ -17,6 +17,7 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "logcheck.h"
 #include "io.h"
 #include "partition.h"
 
@@ -56,12 +57,7 @@ static partition_t *open_conf(const char *dir, const sl_log_conf_t *c, int recov
                           .recover = recover,
                           .now_ms = 1000,
                           .producers = bound};
-    partition_t *p = NULL;
-    sl_err_t err;
-    int rc = partition_open(&o, &p, NULL, &err);
-    CHECK_MSG(rc == SL_OK, "open: %s", err.msg);
-    CHECK_FATAL(p != NULL);
-    return p;
+    return check_open(&o, NULL);
 }
 
 static partition_t *open_part(const char *dir, int recover, producers_bound_t *bound)

@@ -11,6 +11,7 @@
 #include "batch.h"
 #include "batchgen.h"
 #include "check.h"
+#include "logcheck.h"
 #include "io.h"
 #include "partition.h"
 
@@ -24,12 +25,7 @@ static partition_t *open_part(const char *dir, int64_t seg_bytes, int64_t interv
     conf.index_interval_bytes = interval;
     partition_opts_t o = {
         .dir = dir, .topic = "t", .id = 0, .conf = &conf, .cache = cache, .now_ms = 1000};
-    partition_t *p = NULL;
-    sl_err_t err;
-    int rc = partition_open(&o, &p, NULL, &err);
-    CHECK_MSG(rc == SL_OK, "open: %s", err.msg);
-    CHECK_FATAL(p != NULL);
-    return p;
+    return check_open(&o, NULL);
 }
 
 /* Batches of 1..4 records with values of 10..400 bytes: sizes vary. */
