@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* Per wake-up caps, so one busy peer cannot starve the others on its
@@ -15,6 +16,14 @@
  * event for data already there). */
 #define READ_BUDGET  (1u << 20)
 #define WRITE_BUDGET (4u << 20)
+/* Requests handled per turn: at most FRAME_BUDGET frames and, past the
+ * first, at most TURN_US of work. Bytes alone do not bound the work: a
+ * 20-byte Metadata request for every topic costs far more to answer than
+ * to read, and a client that pipelines thousands of them would hold the
+ * worker for seconds (every other connection on it, and the metrics page,
+ * stalled behind). */
+#define FRAME_BUDGET 64
+#define TURN_US      200
 
 static uint64_t next_id;
 
@@ -415,15 +424,23 @@ static int frame_peek(conn_t *c, const uint8_t *buf, size_t len, uint32_t max, u
 }
 
 /* Processes the whole frames in buf[0..len); returns bytes consumed. Stops
- * early when the connection closes or must not take more work now. */
+ * early when the connection closes or must not take more work now
+ * (*stop 1), or when its turn is over (*stop 2: the caller re-queues the
+ * connection behind the worker's other connections). */
 static size_t process(conn_t *c, uint8_t *buf, size_t len, int *stop)
 {
     size_t off = 0;
     uint32_t max = (uint32_t)c->w->b->conf.max_request_size;
+    int frames = 0;
+    int64_t t0 = 0;
     *stop = 0;
     while (!c->closed) {
         if (over_cap(c) || c->close_after_write || c->w->draining) {
             *stop = 1;
+            break;
+        }
+        if (frames > 0 && (frames == FRAME_BUDGET || sl_mono_us() - t0 >= TURN_US)) {
+            *stop = 2;
             break;
         }
         uint32_t total = 0;
@@ -439,10 +456,19 @@ static size_t process(conn_t *c, uint8_t *buf, size_t len, int *stop)
             break;
         }
         if (total > len - off) break;
+        if (frames++ == 0) t0 = sl_mono_us();
         c->proto->dispatch(c, buf + off, total);
         off += total;
     }
     return off;
+}
+
+/* The turn ended with input left: come back after the other connections'
+ * events of this round. */
+static void requeue(conn_t *c)
+{
+    conn_ref(c);
+    reactor_defer(c->w->r, resume_task, c);
 }
 
 /* Keeps buf[from..len) in the connection's own buffer for later. */
@@ -512,6 +538,10 @@ static void read_in(conn_t *c)
         if (c->closed) return;
         memmove(c->in, c->in + used, c->in_len - used);
         c->in_len -= used;
+        if (stop == 2) {
+            requeue(c);
+            return;
+        }
         if (stop) {
             c->want_read = 1;
             return;
@@ -573,6 +603,10 @@ static void read_in(conn_t *c)
         if ((used > 0 || buf != c->in) && len > used) c->partial_since_ms = reactor_now_ms(w->r);
         if (keep_rest(c, buf + used, len - used) < 0) {
             conn_close(c, "out of memory");
+            return;
+        }
+        if (stop == 2) {
+            requeue(c);
             return;
         }
         if (stop) {
