@@ -128,7 +128,7 @@ void conn_close(conn_t *c, const char *why)
     c->in = NULL;
     broker_budget_add(w->b, -(c->in_budget + c->out_budget));
     c->in_budget = c->out_budget = 0;
-    c->in_len = c->in_cap = 0;
+    c->in_len = c->in_cap = c->in_off = 0;
     free_nodes(c, c->ohead);
     c->ohead = c->otail = NULL;
     for (slot_t *s = c->shead; s; s = s->next) {
@@ -482,7 +482,7 @@ static int keep_rest(conn_t *c, const uint8_t *buf, size_t len)
             c->in_cap = 0;
             c->in_budget = 0;
         }
-        c->in_len = 0;
+        c->in_len = c->in_off = 0;
         return 0;
     }
     /* The buffer grows with the bytes that actually arrived (doubling,
@@ -512,6 +512,7 @@ static int keep_rest(conn_t *c, const uint8_t *buf, size_t len)
         memmove(c->in, buf, len);
     }
     c->in_len = len;
+    c->in_off = 0;
     return 0;
 }
 
@@ -534,14 +535,17 @@ static void read_in(conn_t *c)
     /* Frames left over from a previous stop come first. */
     if (c->in_len > 0) {
         int stop;
-        size_t used = process(c, c->in, c->in_len, &stop);
+        size_t used = process(c, c->in + c->in_off, c->in_len - c->in_off, &stop);
         if (c->closed) return;
-        memmove(c->in, c->in + used, c->in_len - used);
-        c->in_len -= used;
-        if (stop == 2) {
+        c->in_off += used;
+        if (c->in_off == c->in_len) c->in_off = c->in_len = 0;
+        if (stop == 2) { /* no compaction per turn: it would move the rest each time */
             requeue(c);
             return;
         }
+        memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+        c->in_len -= c->in_off;
+        c->in_off = 0;
         if (stop) {
             c->want_read = 1;
             return;
@@ -639,11 +643,12 @@ static void peer_gone_while_unread(conn_t *c, uint32_t ev)
     }
     int avail = 0;
     if (ioctl(c->h.fd, FIONREAD, &avail) < 0) avail = 0;
-    size_t have = c->in_len + (size_t)(avail > 0 ? avail : 0);
+    size_t buffered = c->in_len - c->in_off;
+    size_t have = buffered + (size_t)(avail > 0 ? avail : 0);
     uint32_t total = 0;
-    int partial = c->in_len > 0 &&
-                  frame_peek(c, c->in, c->in_len, (uint32_t)c->w->b->conf.max_request_size,
-                             &total) == SL_OK &&
+    int partial = buffered > 0 &&
+                  frame_peek(c, c->in + c->in_off, buffered,
+                             (uint32_t)c->w->b->conf.max_request_size, &total) == SL_OK &&
                   total > have;
     if (partial)
         conn_close(c, "peer closed in the middle of a request");

@@ -62,6 +62,7 @@ struct conn {
     /* input */
     uint8_t *in;
     size_t in_len, in_cap;
+    size_t in_off; /* bytes of in[0..in_len) already handled (a turn ended mid-buffer) */
     uint64_t partial_since_ms; /* when the incomplete frame in `in` began arriving */
     int64_t in_budget;         /* bytes of in_cap counted in the global budget */
     /* decode arena: the worker's, reset per request (handlers copy what

@@ -22,9 +22,11 @@ typedef struct topic {
     int32_t nparts;
     char **okeys, **ovals; /* overrides of the store defaults */
     size_t nover;
-    sl_log_conf_t conf;  /* effective */
-    partition_t **parts; /* NULL until opened */
-    struct topic *next;  /* hash chain */
+    sl_log_conf_t conf;          /* effective */
+    partition_t **parts;         /* NULL until opened */
+    struct topic *next;          /* hash chain */
+    struct topic *anext, *aprev; /* every topic (store.all), for listing without
+                                    walking all NBUCKETS chains */
 } topic_t;
 
 #define NBUCKETS 4096
@@ -40,6 +42,7 @@ struct store {
     flusher_t *flusher;
     producers_bound_t producers; /* idempotent-producer states of every partition */
     topic_t *buckets[NBUCKETS];
+    topic_t *all; /* every topic, through anext */
     size_t ntopics;
     uint64_t delete_seq;
     void (*on_append)(void *arg, partition_t *p);
@@ -259,6 +262,10 @@ static void insert(store_t *s, topic_t *t)
     topic_t **b = &s->buckets[hash(t->name) % NBUCKETS];
     t->next = *b;
     *b = t;
+    t->aprev = NULL;
+    t->anext = s->all;
+    if (s->all) s->all->aprev = t;
+    s->all = t;
     s->ntopics++;
 }
 
@@ -267,6 +274,11 @@ static void remove_topic(store_t *s, topic_t *t)
     for (topic_t **pp = &s->buckets[hash(t->name) % NBUCKETS]; *pp; pp = &(*pp)->next)
         if (*pp == t) {
             *pp = t->next;
+            if (t->aprev)
+                t->aprev->anext = t->anext;
+            else
+                s->all = t->anext;
+            if (t->anext) t->anext->aprev = t->aprev;
             s->ntopics--;
             return;
         }
@@ -428,6 +440,7 @@ static void free_topics(store_t *s, int clean, int *all_good)
         }
         s->buckets[b] = NULL;
     }
+    s->all = NULL;
 }
 
 static void teardown(store_t *s, int clean)
@@ -604,12 +617,11 @@ int store_topic_list(store_t *s, char ***names, size_t *n, sl_err_t *err)
     char **v = calloc(s->ntopics + 1, sizeof *v);
     size_t k = 0;
     int rc = SL_OK;
-    for (size_t b = 0; v && b < NBUCKETS && rc == SL_OK; b++)
-        for (topic_t *t = s->buckets[b]; t; t = t->next)
-            if (!(v[k++] = strdup(t->name))) {
-                rc = sl_err_set(err, SL_ERR_NOMEM, "out of memory");
-                break;
-            }
+    for (topic_t *t = v ? s->all : NULL; t; t = t->anext)
+        if (!(v[k++] = strdup(t->name))) {
+            rc = sl_err_set(err, SL_ERR_NOMEM, "out of memory");
+            break;
+        }
     pthread_mutex_unlock(&s->mu);
     if (!v) return sl_err_set(err, SL_ERR_NOMEM, "out of memory");
     if (rc != SL_OK) {
