@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ETCD_MAX_ENDPOINTS 16
 
@@ -551,4 +552,284 @@ int etcd_lease_revoke(etcd_t *e, int64_t lease_id, sl_err_t *err)
     int rc = call(e, "/v3/lease/revoke", req, &resp, err);
     if (rc == SL_OK) json_decref(resp);
     return rc;
+}
+
+/* ---- watch ---- */
+
+struct etcd_watch {
+    CURLM *multi;
+    CURL *curl;
+    struct curl_slist *hdr;
+    char *reqbody;
+    char ep[256];
+    char *buf; /* received bytes not yet parsed: newline-framed JSON objects */
+    size_t blen, bcap;
+    int too_large;
+    int done; /* the transfer ended */
+    CURLcode result;
+};
+
+static size_t on_watch(char *data, size_t size, size_t nmemb, void *ud)
+{
+    etcd_watch_t *w = ud;
+    size_t n = size * nmemb;
+    /* Unparsed bytes only: a stream of small answers never grows past one. */
+    if (n > ETCD_MAX_RESPONSE - w->blen) {
+        w->too_large = 1;
+        return 0;
+    }
+    if (w->blen + n + 1 > w->bcap) {
+        size_t cap = w->bcap ? w->bcap : 4096;
+        while (cap < w->blen + n + 1) cap *= 2;
+        char *b = realloc(w->buf, cap);
+        if (!b) return 0;
+        w->buf = b;
+        w->bcap = cap;
+    }
+    memcpy(w->buf + w->blen, data, n);
+    w->blen += n;
+    w->buf[w->blen] = '\0';
+    return n;
+}
+
+void etcd_events_free(etcd_events_t *events)
+{
+    if (!events) return;
+    for (size_t i = 0; i < events->n; i++) {
+        free(events->ev[i].kv.key);
+        free(events->ev[i].kv.value);
+    }
+    free(events->ev);
+    memset(events, 0, sizeof(*events));
+}
+
+void etcd_watch_close(etcd_watch_t *w)
+{
+    if (!w) return;
+    if (w->multi && w->curl) curl_multi_remove_handle(w->multi, w->curl);
+    if (w->curl) curl_easy_cleanup(w->curl);
+    if (w->multi) curl_multi_cleanup(w->multi);
+    curl_slist_free_all(w->hdr);
+    free(w->reqbody);
+    free(w->buf);
+    free(w);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Takes the next complete answer off the buffer: *root is NULL if none is
+ * complete yet. */
+static int watch_take(etcd_watch_t *w, json_t **root, sl_err_t *err)
+{
+    *root = NULL;
+    char *nl = w->buf ? memchr(w->buf, '\n', w->blen) : NULL;
+    if (!nl) return SL_OK;
+    size_t len = (size_t)(nl - w->buf);
+    json_error_t jerr;
+    json_t *j = json_loadb(w->buf, len, 0, &jerr);
+    memmove(w->buf, nl + 1, w->blen - len - 1);
+    w->blen -= len + 1;
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return sl_err_set(err, SL_ERR_CORRUPT_MESSAGE,
+                          "etcd: %s/v3/watch: answer is not a JSON object", w->ep);
+    }
+    json_t *res = json_object_get(j, "result");
+    if (json_object_get(j, "error") || !json_is_object(res)) {
+        int rc = sl_err_set(err, SL_ERR_UNKNOWN, "etcd: %s/v3/watch: %.120s", w->ep,
+                            gw_message(json_object_get(j, "error")));
+        json_decref(j);
+        return rc;
+    }
+    int64_t compact = 0;
+    if (json_is_true(json_object_get(res, "canceled")) ||
+        get_i64(res, "compact_revision", &compact) || compact != 0) {
+        const char *why = json_string_value(json_object_get(res, "cancel_reason"));
+        int rc = sl_err_set(err, SL_ERR_UNKNOWN,
+                            "etcd: %s/v3/watch cancelled (compacted at %" PRId64 "): %.100s", w->ep,
+                            compact, why ? why : "");
+        json_decref(j);
+        return rc;
+    }
+    *root = j;
+    return SL_OK;
+}
+
+/* Drives the transfer until an answer is complete or deadline (ms,
+ * monotonic) passes. */
+static int watch_pump(etcd_watch_t *w, long long deadline, json_t **root, sl_err_t *err)
+{
+    for (;;) {
+        int rc = watch_take(w, root, err);
+        if (rc != SL_OK || *root) return rc;
+        if (w->too_large)
+            return sl_err_set(err, SL_ERR_CORRUPT_MESSAGE,
+                              "etcd: %s/v3/watch: answer larger than %zu bytes", w->ep,
+                              ETCD_MAX_RESPONSE);
+        if (w->done) {
+            long status = 0;
+            curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &status);
+            if (w->result == CURLE_COULDNT_CONNECT || w->result == CURLE_COULDNT_RESOLVE_HOST)
+                return sl_err_set(err, SL_ERR_UNKNOWN, "etcd: cannot connect to %s: %s", w->ep,
+                                  curl_easy_strerror(w->result));
+            return sl_err_set(err, SL_ERR_UNKNOWN, "etcd: %s/v3/watch: stream ended (HTTP %ld, %s)",
+                              w->ep, status, curl_easy_strerror(w->result));
+        }
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return sl_err_set(err, SL_ERR_REQUEST_TIMED_OUT, "etcd: %s/v3/watch: no answer in time",
+                              w->ep);
+        int running = 0;
+        if (curl_multi_perform(w->multi, &running) != CURLM_OK)
+            return sl_err_set(err, SL_ERR_UNKNOWN, "etcd: %s/v3/watch: curl_multi_perform failed",
+                              w->ep);
+        CURLMsg *m;
+        int q;
+        while ((m = curl_multi_info_read(w->multi, &q)))
+            if (m->msg == CURLMSG_DONE) {
+                w->done = 1;
+                w->result = m->data.result;
+            }
+        if (w->done || memchr(w->buf ? w->buf : "", '\n', w->blen)) continue;
+        if (curl_multi_poll(w->multi, NULL, 0, (int)(left < 1000 ? left : 1000), NULL) != CURLM_OK)
+            return sl_err_set(err, SL_ERR_UNKNOWN, "etcd: %s/v3/watch: curl_multi_poll failed",
+                              w->ep);
+    }
+}
+
+static int watch_start(etcd_watch_t *w, const char *ep, long timeout_ms)
+{
+    snprintf(w->ep, sizeof(w->ep), "%s", ep);
+    char url[300];
+    snprintf(url, sizeof(url), "%s/v3/watch", ep);
+    if (w->curl) {
+        curl_multi_remove_handle(w->multi, w->curl);
+        curl_easy_cleanup(w->curl);
+    }
+    w->curl = curl_easy_init();
+    if (!w->curl) return SL_ERR_NOMEM;
+    w->blen = 0;
+    w->done = 0;
+    w->too_large = 0;
+    CURL *c = w->curl;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, w->reqbody);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, w->hdr);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_watch);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
+    return curl_multi_add_handle(w->multi, c) == CURLM_OK ? SL_OK : SL_ERR_UNKNOWN;
+}
+
+int etcd_watch_open(etcd_t *e, const void *key, size_t klen, int prefix, int64_t start_revision,
+                    etcd_watch_t **out, sl_err_t *err)
+{
+    if (out) *out = NULL;
+    if (check_args(e, key, klen, err) || !out || start_revision < 0)
+        return sl_err_set(err, SL_ERR_INVALID_ARG, "etcd_watch_open: bad argument");
+    etcd_watch_t *w = calloc(1, sizeof(*w));
+    json_t *cr = json_object(), *req = json_object();
+    if (!w || !cr || !req) {
+        free(w);
+        json_decref(cr);
+        json_decref(req);
+        return sl_err_set(err, SL_ERR_NOMEM, "etcd: out of memory");
+    }
+    json_object_set_new(cr, "key", klen || !prefix ? b64_json(key, klen) : b64_json("", 1));
+    if (prefix) json_object_set_new(cr, "range_end", prefix_end_json(key, klen));
+    if (start_revision) json_object_set_new(cr, "start_revision", i64_json(start_revision));
+    json_object_set_new(req, "create_request", cr);
+    w->reqbody = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    w->multi = curl_multi_init();
+    w->hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    if (!w->reqbody || !w->multi || !w->hdr) {
+        etcd_watch_close(w);
+        return sl_err_set(err, SL_ERR_NOMEM, "etcd: out of memory");
+    }
+    int rc = SL_ERR_UNKNOWN;
+    for (size_t tries = 0; tries < e->neps; tries++) {
+        const char *ep = e->eps[e->cur];
+        if (watch_start(w, ep, e->timeout_ms) != SL_OK) {
+            rc = sl_err_set(err, SL_ERR_NOMEM, "etcd: cannot start a watch on %s", ep);
+            break;
+        }
+        json_t *root;
+        rc = watch_pump(w, now_ms() + e->timeout_ms, &root, err);
+        if (rc == SL_OK) {
+            json_t *res = json_object_get(root, "result");
+            if (!json_is_true(json_object_get(res, "created")))
+                rc = sl_err_set(err, SL_ERR_CORRUPT_MESSAGE,
+                                "etcd: %s/v3/watch: first answer is not 'created'", ep);
+            json_decref(root);
+            break;
+        }
+        if (!(w->done &&
+              (w->result == CURLE_COULDNT_CONNECT || w->result == CURLE_COULDNT_RESOLVE_HOST)))
+            break;
+        e->cur = (e->cur + 1) % e->neps;
+    }
+    if (rc != SL_OK) {
+        etcd_watch_close(w);
+        return rc;
+    }
+    *out = w;
+    return SL_OK;
+}
+
+int etcd_watch_next(etcd_watch_t *w, int timeout_ms, etcd_events_t *events, sl_err_t *err)
+{
+    if (events) memset(events, 0, sizeof(*events));
+    if (!w || !events || timeout_ms < 0)
+        return sl_err_set(err, SL_ERR_INVALID_ARG, "etcd_watch_next: bad argument");
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        json_t *root;
+        int rc = watch_pump(w, deadline, &root, err);
+        if (rc != SL_OK) return rc;
+        json_t *res = json_object_get(root, "result");
+        json_t *evs = json_object_get(res, "events");
+        if (!evs) { /* a progress notice or a second 'created': no events */
+            json_decref(root);
+            continue;
+        }
+        if (!json_is_array(evs) ||
+            header_revision(res, &events->revision, "/v3/watch", err) != SL_OK) {
+            json_decref(root);
+            return sl_err_set(err, SL_ERR_CORRUPT_MESSAGE, "etcd: %s/v3/watch: bad events", w->ep);
+        }
+        size_t n = json_array_size(evs);
+        events->ev = n ? calloc(n, sizeof(*events->ev)) : NULL;
+        if (n && !events->ev) {
+            json_decref(root);
+            return sl_err_set(err, SL_ERR_NOMEM, "etcd: out of memory");
+        }
+        for (size_t i = 0; rc == SL_OK && i < n; i++) {
+            json_t *ev = json_array_get(evs, i);
+            json_t *type = json_object_get(ev, "type");
+            etcd_event_t *out = &events->ev[i];
+            events->n = i + 1;
+            if (!type || (json_is_string(type) && strcmp(json_string_value(type), "PUT") == 0))
+                out->type = ETCD_EVENT_PUT; /* PUT is 0, so the gateway leaves it out */
+            else if (json_is_string(type) && strcmp(json_string_value(type), "DELETE") == 0)
+                out->type = ETCD_EVENT_DELETE;
+            else
+                rc = SL_ERR_CORRUPT_MESSAGE;
+            if (rc == SL_OK) rc = parse_kv(json_object_get(ev, "kv"), &out->kv);
+        }
+        json_decref(root);
+        if (rc != SL_OK) {
+            etcd_events_free(events);
+            return sl_err_set(err, rc, "etcd: %s/v3/watch: bad event", w->ep);
+        }
+        if (events->n == 0) continue;
+        return SL_OK;
+    }
 }

@@ -106,4 +106,47 @@ int etcd_lease_keepalive(etcd_t *e, int64_t lease_id, int64_t *ttl_left, sl_err_
 /* Revokes the lease; the keys attached to it are deleted by etcd. */
 int etcd_lease_revoke(etcd_t *e, int64_t lease_id, sl_err_t *err);
 
+/* ---- watch ---- */
+
+/* A watch: its own HTTP connection streaming /v3/watch. Owned by the caller
+ * (etcd_watch_close), used by one thread at a time, independent of the
+ * etcd_t it was opened from (which may be freed first). */
+typedef struct etcd_watch etcd_watch_t;
+
+enum { ETCD_EVENT_PUT = 0, ETCD_EVENT_DELETE = 1 };
+
+/* One change. kv.mod_revision is the event's revision; for a DELETE, kv has
+ * the key and mod_revision only. */
+typedef struct etcd_event {
+    int type; /* ETCD_EVENT_PUT or ETCD_EVENT_DELETE */
+    etcd_kv_t kv;
+} etcd_event_t;
+
+/* Events from one watch answer, in revision order. Free with
+ * etcd_events_free. */
+typedef struct etcd_events {
+    etcd_event_t *ev;
+    size_t n;
+    int64_t revision; /* the answer's header revision */
+} etcd_events_t;
+
+/* Opens a watch on key (or every key starting with it when prefix != 0)
+ * from start_revision (0: from now on; an older revision replays the
+ * changes since, unless compacted). Returns once etcd has confirmed the
+ * watch, on the endpoint that answered e's last request or the next ones on
+ * connection failure, within e's request timeout. *out is NULL on error. */
+int etcd_watch_open(etcd_t *e, const void *key, size_t klen, int prefix, int64_t start_revision,
+                    etcd_watch_t **out, sl_err_t *err);
+
+/* Waits up to timeout_ms for the next answer carrying events and moves them
+ * into *events (caller frees with etcd_events_free, also on error).
+ * SL_ERR_REQUEST_TIMED_OUT if none came; the watch stays usable. Any other
+ * error (stream closed, watch cancelled or compacted, a bad answer) ends
+ * the watch: close it and open a new one. */
+int etcd_watch_next(etcd_watch_t *w, int timeout_ms, etcd_events_t *events, sl_err_t *err);
+void etcd_events_free(etcd_events_t *events);
+
+/* Closes the stream and frees the watch; NULL is allowed. */
+void etcd_watch_close(etcd_watch_t *w);
+
 #endif

@@ -230,6 +230,100 @@ static void test_lease(etcd_t *e)
     CHECK(strstr(err.msg, "lease") != NULL);
 }
 
+/* Collects events until n are in hand (or a 10 s wait fails). */
+static size_t collect(etcd_watch_t *w, etcd_event_t *out, size_t n)
+{
+    size_t got = 0;
+    sl_err_t err = {0};
+    while (got < n) {
+        etcd_events_t evs;
+        int rc = etcd_watch_next(w, 10000, &evs, &err);
+        if (rc != SL_OK) {
+            fprintf(stderr, "watch_next: %d (%s)\n", rc, err.msg);
+            etcd_events_free(&evs);
+            break;
+        }
+        for (size_t i = 0; i < evs.n; i++) {
+            if (got < n) {
+                out[got] = evs.ev[i];
+                got++;
+            } else {
+                free(evs.ev[i].kv.key);
+                free(evs.ev[i].kv.value);
+            }
+        }
+        free(evs.ev);
+    }
+    return got;
+}
+
+static void free_events(etcd_event_t *ev, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(ev[i].kv.key);
+        free(ev[i].kv.value);
+    }
+}
+
+static void test_watch(etcd_t *e)
+{
+    sl_err_t err = {0};
+    int64_t r0 = 0, r1 = 0;
+    /* a change before the watch: seen only by a watch from an older revision */
+    CHECK_OK(etcd_put(e, "w/old", 5, "o", 1, 0, &r0, &err));
+    etcd_watch_t *w = NULL;
+    CHECK_OK(etcd_watch_open(e, "w/", 2, 1, 0, &w, &err));
+    if (!w) return;
+    /* nothing yet: a timeout, and the watch stays usable */
+    etcd_events_t evs;
+    CHECK(etcd_watch_next(w, 200, &evs, &err) == SL_ERR_REQUEST_TIMED_OUT);
+    etcd_events_free(&evs);
+    CHECK_OK(etcd_put(e, "w/a", 3, "va", 2, 0, &r1, &err));
+    CHECK_OK(etcd_put(e, "x/other", 7, "no", 2, 0, NULL, &err)); /* outside the prefix */
+    CHECK_OK(etcd_delete(e, "w/a", 3, 0, NULL, &err));
+    etcd_event_t ev[3];
+    size_t n = collect(w, ev, 2);
+    CHECK(n == 2);
+    if (n == 2) {
+        CHECK(ev[0].type == ETCD_EVENT_PUT && ev[0].kv.klen == 3 &&
+              memcmp(ev[0].kv.key, "w/a", 3) == 0);
+        CHECK(ev[0].kv.vlen == 2 && memcmp(ev[0].kv.value, "va", 2) == 0 &&
+              ev[0].kv.mod_revision == r1);
+        CHECK(ev[1].type == ETCD_EVENT_DELETE && ev[1].kv.klen == 3 &&
+              memcmp(ev[1].kv.key, "w/a", 3) == 0);
+        CHECK(ev[1].kv.mod_revision > r1);
+    }
+    free_events(ev, n);
+    etcd_watch_close(w);
+
+    /* from r0: the put made before the watch, then the two above */
+    w = NULL;
+    CHECK_OK(etcd_watch_open(e, "w/", 2, 1, r0, &w, &err));
+    if (!w) return;
+    n = collect(w, ev, 3);
+    CHECK(n == 3);
+    if (n == 3) {
+        CHECK(ev[0].type == ETCD_EVENT_PUT && ev[0].kv.klen == 5 &&
+              memcmp(ev[0].kv.key, "w/old", 5) == 0);
+        CHECK(ev[0].kv.mod_revision == r0);
+        CHECK(ev[1].type == ETCD_EVENT_PUT && ev[1].kv.mod_revision == r1);
+        CHECK(ev[2].type == ETCD_EVENT_DELETE);
+    }
+    free_events(ev, n);
+    etcd_watch_close(w);
+
+    /* a single-key watch does not see a sibling */
+    w = NULL;
+    CHECK_OK(etcd_watch_open(e, "w/k", 3, 0, 0, &w, &err));
+    if (!w) return;
+    CHECK_OK(etcd_put(e, "w/k2", 4, "s", 1, 0, NULL, &err));
+    CHECK_OK(etcd_put(e, "w/k", 3, "k", 1, 0, NULL, &err));
+    n = collect(w, ev, 1);
+    CHECK(n == 1 && ev[0].kv.klen == 3 && memcmp(ev[0].kv.key, "w/k", 3) == 0);
+    free_events(ev, n);
+    etcd_watch_close(w);
+}
+
 /* No etcd on a port: a clear error naming the endpoint. Then a second
  * endpoint that works: the client moves on to it. */
 static void test_unreachable(const char *good)
@@ -249,6 +343,13 @@ static void test_unreachable(const char *good)
     e = etcd_new(eps, 2000, &err);
     CHECK(e != NULL);
     CHECK_OK(etcd_put(e, "k", 1, "v", 1, 0, NULL, &err));
+    etcd_free(e);
+
+    etcd_watch_t *w = NULL;
+    snprintf(eps, sizeof(eps), "http://127.0.0.1:%d", dead);
+    e = etcd_new(eps, 2000, &err);
+    CHECK(etcd_watch_open(e, "k", 1, 0, 0, &w, &err) == SL_ERR_UNKNOWN && w == NULL);
+    CHECK(strstr(err.msg, eps) != NULL);
     etcd_free(e);
 
     CHECK(etcd_new("", 1000, &err) == NULL && err.code == SL_ERR_INVALID_ARG);
@@ -278,6 +379,7 @@ int main(void)
     test_kv(e);
     test_cas(e);
     test_lease(e);
+    test_watch(e);
     test_unreachable(ep);
     etcd_free(e);
     stop_etcd();
