@@ -11,7 +11,8 @@ CMAKE_FLAGS?=
 # Debian packages the build and the tests need (libclang-rt-14-dev: the
 # libFuzzer runtime, which Debian 12's clang only recommends).
 PACKAGES = cmake make gcc clang pkg-config liblz4-dev libprotobuf-c-dev protobuf-c-compiler \
-           librdkafka-dev librabbitmq-dev kcat libclang-rt-14-dev
+           librdkafka-dev librabbitmq-dev kcat libclang-rt-14-dev \
+           libcurl4-openssl-dev libjansson-dev etcd-server
 
 .PHONY: all deps build build-asan build-clang run test test-release torture bench bench-quick format clean
 
