@@ -162,26 +162,35 @@ void etcd_free(etcd_t *e)
     free(e);
 }
 
+/* curl's write callback body for both a request and a watch: appends n
+ * bytes to a NUL-terminated growing buffer, refusing to hold more than
+ * ETCD_MAX_RESPONSE (then sets *too_large). Returns n, or 0 to make curl
+ * stop with CURLE_WRITE_ERROR. */
+static size_t append_bounded(char **buf, size_t *len, size_t *cap, int *too_large, const char *data,
+                             size_t n)
+{
+    if (n > ETCD_MAX_RESPONSE - *len) {
+        *too_large = 1;
+        return 0;
+    }
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 4096;
+        while (c < *len + n + 1) c *= 2;
+        char *b = realloc(*buf, c);
+        if (!b) return 0;
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return n;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     etcd_t *e = ud;
-    size_t n = size * nmemb;
-    if (n > ETCD_MAX_RESPONSE - e->blen) {
-        e->too_large = 1;
-        return 0; /* curl stops with CURLE_WRITE_ERROR */
-    }
-    if (e->blen + n + 1 > e->bcap) {
-        size_t cap = e->bcap ? e->bcap : 4096;
-        while (cap < e->blen + n + 1) cap *= 2;
-        char *b = realloc(e->body, cap);
-        if (!b) return 0;
-        e->body = b;
-        e->bcap = cap;
-    }
-    memcpy(e->body + e->blen, data, n);
-    e->blen += n;
-    e->body[e->blen] = '\0';
-    return n;
+    return append_bounded(&e->body, &e->blen, &e->bcap, &e->too_large, data, size * nmemb);
 }
 
 /* The message of a gateway error body ({"error": ..., "message": ...}),
@@ -572,24 +581,8 @@ struct etcd_watch {
 static size_t on_watch(char *data, size_t size, size_t nmemb, void *ud)
 {
     etcd_watch_t *w = ud;
-    size_t n = size * nmemb;
     /* Unparsed bytes only: a stream of small answers never grows past one. */
-    if (n > ETCD_MAX_RESPONSE - w->blen) {
-        w->too_large = 1;
-        return 0;
-    }
-    if (w->blen + n + 1 > w->bcap) {
-        size_t cap = w->bcap ? w->bcap : 4096;
-        while (cap < w->blen + n + 1) cap *= 2;
-        char *b = realloc(w->buf, cap);
-        if (!b) return 0;
-        w->buf = b;
-        w->bcap = cap;
-    }
-    memcpy(w->buf + w->blen, data, n);
-    w->blen += n;
-    w->buf[w->blen] = '\0';
-    return n;
+    return append_bounded(&w->buf, &w->blen, &w->bcap, &w->too_large, data, size * nmemb);
 }
 
 void etcd_events_free(etcd_events_t *events)
